@@ -1,0 +1,290 @@
+"""The append lifecycle of a ledger, start to finish, in one place.
+
+1. `append` checks the entry and queues it with a future (a bounded queue: when it
+   is full, callers wait — back-pressure instead of unbounded memory).
+2. The single writer task takes everything queued, up to `max_batch_entries`
+   (group commit: one fsync covers many callers).
+3. For each entry it builds the chained leaf ``prev_leaf_hash || entry``, hashes it
+   and extends the in-memory frontier (the roots of the maximal complete subtrees),
+   which yields exactly the new stored hashes of the dense layout — no reads needed.
+4. It signs a C2SP checkpoint for the new size and root.
+5. Leaves, stored hashes, the leaf-hash lookup and the checkpoint go to storage as
+   one atomic, synced commit, run in a worker thread so the event loop keeps
+   queueing the next group meanwhile.
+6. Only then does the in-memory state advance and each caller learn its index.
+   If the commit fails, every caller in it gets the error, nothing advances, and
+   the ledger refuses further appends until it is reopened (the disk's state after
+   a failed fsync is not something to guess about).
+
+Reads (leaves, proofs, the checkpoint) only ever see committed state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from ledger._internal import tlog
+from ledger.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
+from ledger.errors import (
+    InvalidEntryError,
+    InvalidRequestError,
+    LedgerClosedError,
+    LedgerCorruptError,
+    StorageError,
+)
+from ledger.hashing import EMPTY_ROOT, GENESIS_PREV_HASH, leaf_hash, node_hash
+from ledger.note import Ed25519NoteVerifier, NoteSigner
+from ledger.reader import FORMAT_VERSION, MAX_READ_RANGE, LedgerReader
+from ledger.storage import (
+    META_CHECKPOINT,
+    META_CHECKPOINT_KEY,
+    META_FORMAT,
+    META_ORIGIN,
+    Commit,
+    Storage,
+)
+
+
+class CheckpointSigner(NoteSigner, Protocol):
+    """A note signer that can also name the key verifiers should trust."""
+
+    def verifier(self) -> Ed25519NoteVerifier: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSettings:
+    max_entry_bytes: int = 1 << 20
+    max_batch_entries: int = 4096
+    max_queued_appends: int = 16384
+    max_read_range: int = MAX_READ_RANGE
+
+
+@dataclass(slots=True)
+class _Pending:
+    entries: Sequence[bytes]
+    done: asyncio.Future[int]
+
+
+class Ledger(LedgerReader):
+    """An append-only, hash-chained Merkle ledger with a single writer."""
+
+    def __init__(
+        self, storage: Storage, signer: CheckpointSigner, settings: LedgerSettings | None = None
+    ) -> None:
+        self.settings = settings or LedgerSettings()
+        super().__init__(storage, max_read_range=self.settings.max_read_range)
+        if (self.verifier.name, self.verifier.key_id) != (signer.name, signer.key_id):
+            raise InvalidRequestError(
+                f"checkpoint key {signer.name}/{signer.key_id.hex()} is not this ledger's key "
+                f"{self.verifier.name}/{self.verifier.key_id.hex()}"
+            )
+        self._signer = signer
+        self._frontier, self._last_leaf_hash = _load_frontier(storage, self._checkpoint)
+        self._queue: asyncio.Queue[_Pending | None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._failure: BaseException | None = None
+        self._closed = False
+
+    @classmethod
+    def create(
+        cls,
+        storage: Storage,
+        origin: str,
+        signer: CheckpointSigner,
+        settings: LedgerSettings | None = None,
+    ) -> Ledger:
+        """Initialise an empty ledger in `storage` and open it."""
+        if storage.read_meta(META_FORMAT) is not None:
+            raise InvalidRequestError("storage already holds a ledger")
+        empty = sign_checkpoint(Checkpoint(origin, 0, EMPTY_ROOT), signer)
+        storage.commit(
+            Commit(
+                0,
+                [],
+                [],
+                0,
+                [],
+                meta={
+                    META_FORMAT: FORMAT_VERSION,
+                    META_ORIGIN: origin.encode(),
+                    META_CHECKPOINT_KEY: signer.verifier().vkey().encode(),
+                    META_CHECKPOINT: empty.to_bytes(),
+                },
+            )
+        )
+        return cls(storage, signer, settings)
+
+    # -- appending --------------------------------------------------------------
+
+    async def append(self, entry: bytes) -> int:
+        """Append one entry; returns its index once it is durable."""
+        return await self.append_many((entry,))
+
+    async def append_many(self, entries: Sequence[bytes]) -> int:
+        """Append entries as one unit (same commit); returns the first index."""
+        if not entries:
+            raise InvalidEntryError("nothing to append")
+        for entry in entries:
+            self.check_entry(entry)
+        if len(entries) > self.settings.max_batch_entries:
+            raise InvalidEntryError(
+                f"{len(entries)} entries exceed the limit of "
+                f"{self.settings.max_batch_entries} per call"
+            )
+        queue = self._start_writer()
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        await queue.put(_Pending(entries, done))
+        return await done
+
+    def check_entry(self, entry: bytes) -> None:
+        if not isinstance(entry, bytes):
+            raise InvalidEntryError(f"an entry must be bytes, not {type(entry).__name__}")
+        if not entry:
+            raise InvalidEntryError("an entry must not be empty")
+        if len(entry) > self.settings.max_entry_bytes:
+            raise InvalidEntryError(
+                f"entry of {len(entry)} bytes exceeds the limit of {self.settings.max_entry_bytes}"
+            )
+
+    def _start_writer(self) -> asyncio.Queue[_Pending | None]:
+        if self._closed or self._failure is not None:
+            raise LedgerClosedError(
+                "ledger is closed"
+                if self._failure is None
+                else f"ledger stopped accepting appends after a failed commit: {self._failure}"
+            )
+        if self._queue is None:
+            self._queue = asyncio.Queue(self.settings.max_queued_appends)
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger-commit")
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        return self._queue
+
+    async def _write_loop(self) -> None:
+        assert self._queue is not None  # noqa: S101 — set before the task starts
+        queue, limit = self._queue, self.settings.max_batch_entries
+        stopping = False
+        while not stopping:
+            first = await queue.get()
+            if first is None:
+                break
+            group, count = [first], len(first.entries)
+            while count < limit and not queue.empty():
+                item = queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                group.append(item)
+                count += len(item.entries)
+            await self._commit_group(group)
+
+    async def _commit_group(self, group: list[_Pending]) -> None:
+        if self._failure is not None:
+            for pending in group:
+                pending.done.set_exception(LedgerClosedError(str(self._failure)))
+            return
+        size = self.size
+        frontier = list(self._frontier)
+        prev = self._last_leaf_hash
+        leaves: list[bytes] = []
+        leaf_hashes: list[bytes] = []
+        hashes: list[bytes] = []
+        for pending in group:
+            for entry in pending.entries:
+                leaf = prev + entry
+                h = prev = leaf_hash(leaf)
+                leaves.append(leaf)
+                leaf_hashes.append(h)
+                hashes.append(h)
+                n = size + len(leaves) - 1
+                while n & 1:
+                    h = node_hash(frontier.pop(), h)
+                    hashes.append(h)
+                    n >>= 1
+                frontier.append(h)
+        new_size = size + len(leaves)
+        signed = sign_checkpoint(Checkpoint(self.origin, new_size, _fold(frontier)), self._signer)
+        commit = Commit(
+            size,
+            leaves,
+            leaf_hashes,
+            tlog.stored_hash_count(size),
+            hashes,
+            meta={META_CHECKPOINT: signed.to_bytes()},
+        )
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._storage.commit, commit
+            )
+        except BaseException as exc:
+            self._failure = exc
+            for pending in group:
+                if not pending.done.done():
+                    pending.done.set_exception(StorageError(f"append failed: {exc}"))
+            self._fail_queued()
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._frontier, self._last_leaf_hash, self._checkpoint = frontier, prev, signed
+        index = size
+        for pending in group:
+            if not pending.done.done():  # the caller may have been cancelled
+                pending.done.set_result(index)
+            index += len(pending.entries)
+
+    def _fail_queued(self) -> None:
+        assert self._queue is not None  # noqa: S101
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not None and not item.done.done():
+                item.done.set_exception(
+                    LedgerClosedError(f"a previous commit failed: {self._failure}")
+                )
+
+    def close(self) -> None:
+        """Release the storage of a ledger that never appended in this event loop."""
+        if self._writer is not None and not self._closed:
+            raise InvalidRequestError("a ledger that has appended must be closed with aclose()")
+        self._closed = True
+        super().close()
+
+    async def aclose(self) -> None:
+        """Finish queued appends, then release the storage."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._queue is not None and self._writer is not None:
+            if not self._writer.done():
+                await self._queue.put(None)
+            await self._writer
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        self._storage.close()
+
+
+def _fold(frontier: list[bytes]) -> bytes:
+    if not frontier:
+        return EMPTY_ROOT
+    root = frontier[-1]
+    for h in reversed(frontier[:-1]):
+        root = node_hash(h, root)
+    return root
+
+
+def _load_frontier(storage: Storage, signed: SignedCheckpoint) -> tuple[list[bytes], bytes]:
+    """Rebuild the in-memory frontier and chain head, proving them against the checkpoint."""
+    size = signed.checkpoint.size
+    if size == 0:
+        return [], GENESIS_PREV_HASH
+    frontier = storage.read_hashes(tlog.tree_hash_indexes(size))
+    if not hmac.compare_digest(_fold(frontier), signed.checkpoint.root_hash):
+        raise LedgerCorruptError("stored hashes do not match the signed checkpoint's root")
+    (last,) = storage.read_hashes([tlog.stored_hash_index(0, size - 1)])
+    if storage.find_leaf(last) != size - 1:
+        raise LedgerCorruptError(f"the last leaf {size - 1} is not where its hash says")
+    return frontier, last

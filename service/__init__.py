@@ -1,0 +1,1 @@
+"""The command line and (later) the gRPC service: translation and authorization only."""

@@ -1,0 +1,281 @@
+"""`licence-ledger`: the command line for people.
+
+Results go to stdout in forms other tools read (signed notes, C2SP tlog-proofs, JSON
+lines); progress and diagnostics go to stderr. Exit codes: 0 success, 1 something
+failed verification (audit, proof), 2 the request itself was wrong, 3 storage or keys
+could not be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from ledger import Ledger, ProofBundle, audit_storage
+from ledger.errors import InvalidRequestError, LedgerError, StorageError, VerificationError
+from ledger.note import Ed25519NoteVerifier
+from service.datadir import DEFAULT_REGION, DataDir, default_origin
+from service.demo import run_demo
+from signer.keystore import KeyStoreError
+
+_err = Console(stderr=True)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    data = DataDir(args.data)
+    if data.exists():
+        raise InvalidRequestError(f"a ledger already exists in {data.root}")
+    ledger = data.create(args.origin or default_origin(args.region))
+    ledger.close()
+    print(f"ledger created in {data.ledger_path}")
+    print(f"origin: {ledger.origin}")
+    print(f"checkpoint verifier key: {data.vkey_path}")
+    return 0
+
+
+def _entries_from(files: Sequence[str]) -> Iterable[bytes]:
+    if not files or files == ["-"]:
+        for line in sys.stdin.buffer:
+            line = line.rstrip(b"\r\n")
+            if line:
+                yield line
+        return
+    for name in files:
+        yield Path(name).read_bytes()
+
+
+async def _append_all(ledger: Ledger, entries: Iterable[bytes]) -> list[int]:
+    try:
+        # All at once: the ledger groups them into as few synced commits as it can.
+        return list(await asyncio.gather(*(ledger.append(e) for e in entries)))
+    finally:
+        await ledger.aclose()
+
+
+def _cmd_append(args: argparse.Namespace) -> int:
+    entries = list(_entries_from(args.files))
+    if not entries:
+        raise InvalidRequestError("nothing to append")
+    ledger = DataDir(args.data).open()
+    try:
+        for entry in entries:
+            ledger.check_entry(entry)  # reject the whole request before anything is written
+    except BaseException:
+        ledger.close()
+        raise
+    indexes = asyncio.run(_append_all(ledger, entries))
+    for index, entry in zip(indexes, entries, strict=True):
+        print(json.dumps({"index": index, "bytes": len(entry)}))
+    print(ledger.checkpoint.to_bytes().decode(), end="", file=sys.stderr)
+    return 0
+
+
+def _cmd_checkpoint(args: argparse.Namespace) -> int:
+    data = DataDir(args.data)
+    reader = data.open_reader()
+    try:
+        if args.vkey:
+            print(reader.verifier.vkey())
+        else:
+            print(reader.checkpoint.to_bytes().decode(), end="")
+    finally:
+        reader.close()
+    return 0
+
+
+def _cmd_entries(args: argparse.Namespace) -> int:
+    reader = DataDir(args.data).open_reader()
+    try:
+        end = min(args.start + args.count, reader.size)
+        for leaf in reader.leaves(args.start, end):
+            print(
+                json.dumps(
+                    {
+                        "index": leaf.index,
+                        "leaf_hash": _b64(leaf.hash),
+                        "prev_hash": _b64(leaf.prev_hash),
+                        "entry": _b64(leaf.entry),
+                    }
+                )
+            )
+    finally:
+        reader.close()
+    return 0
+
+
+def _cmd_proof(args: argparse.Namespace) -> int:
+    reader = DataDir(args.data).open_reader()
+    try:
+        if args.consistency is not None:
+            proof = reader.consistency_proof(args.consistency, args.size)
+            print(
+                json.dumps(
+                    {
+                        "old_size": proof.old_size,
+                        "new_size": proof.new_size,
+                        "old_root": _b64(reader.root_at(proof.old_size)),
+                        "new_root": _b64(reader.root_at(proof.new_size)),
+                        "path": [_b64(h) for h in proof.path],
+                    },
+                    indent=2,
+                )
+            )
+            return 0
+        index = args.index
+        if args.leaf_hash is not None:
+            index = reader.find_leaf(_decode_hash(args.leaf_hash))
+        if index is None:
+            raise InvalidRequestError("give --index, --leaf-hash or --consistency")
+        if args.size is None:
+            print(reader.proof_bundle(index).to_text(), end="")
+            return 0
+        inclusion = reader.inclusion_proof(index, args.size)
+        print(
+            json.dumps(
+                {
+                    "leaf_index": inclusion.leaf_index,
+                    "tree_size": inclusion.tree_size,
+                    "leaf_hash": _b64(reader.leaf(index).hash),
+                    "root": _b64(reader.root_at(inclusion.tree_size)),
+                    "path": [_b64(h) for h in inclusion.path],
+                },
+                indent=2,
+            )
+        )
+    finally:
+        reader.close()
+    return 0
+
+
+def _decode_hash(text: str) -> bytes:
+    try:
+        return bytes.fromhex(text) if len(text) == 64 else base64.b64decode(text, validate=True)
+    except ValueError as exc:
+        raise InvalidRequestError(f"{text!r} is neither hex nor base64") from exc
+
+
+def _cmd_verify_proof(args: argparse.Namespace) -> int:
+    verifier = Ed25519NoteVerifier.from_vkey(Path(args.vkey).read_text().strip())
+    bundle = ProofBundle.from_text(Path(args.proof).read_text(), verifier)
+    bundle.verify(Path(args.entry).read_bytes())
+    cp = bundle.checkpoint.checkpoint
+    print(f"OK: entry is leaf {bundle.proof.leaf_index} of {cp.origin} at size {cp.size}")
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    data = DataDir(args.data)
+    if not data.exists():
+        raise StorageError(f"no ledger in {data.root}")
+    columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=_err, transient=True, disable=args.quiet) as bar:
+        task = bar.add_task("auditing", total=None)
+        report = audit_storage(
+            data.ledger_path, lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    if report.ok:
+        print(
+            f"audit passed: {report.size} entries, every link and hash re-derived, "
+            f"checkpoint signature and root verified"
+        )
+        return 0
+    where = "" if report.first_bad_index is None else f" first bad index: {report.first_bad_index};"
+    print(f"audit FAILED:{where} {report.problem}")
+    return 1
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    return run_demo(DataDir(args.data), Console(highlight=False))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="licence-ledger", description=__doc__)
+    top = parser.add_subparsers(dest="command", required=True)
+    ledger = top.add_parser("ledger", help="work with a ledger in a data directory")
+    sub = ledger.add_subparsers(dest="action", required=True)
+
+    def data_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument("data", type=Path, help="the data directory (holds ledger/ and keys/)")
+
+    p = sub.add_parser("init", help="create an empty ledger and its checkpoint key")
+    data_dir(p)
+    p.add_argument("--region", default=DEFAULT_REGION, help="region code for the default origin")
+    p.add_argument("--origin", help="the log origin (default licence-ledger.localhost/REGION)")
+    p.set_defaults(run=_cmd_init)
+
+    p = sub.add_parser("append", help="append files, or stdin lines, as entries")
+    data_dir(p)
+    p.add_argument("files", nargs="*", help="files to append whole; none or '-' reads stdin lines")
+    p.set_defaults(run=_cmd_append)
+
+    p = sub.add_parser("checkpoint", help="print the latest signed checkpoint")
+    data_dir(p)
+    p.add_argument("--vkey", action="store_true", help="print the checkpoint verifier key")
+    p.set_defaults(run=_cmd_checkpoint)
+
+    p = sub.add_parser("entries", help="print entries as JSON lines (base64)")
+    data_dir(p)
+    p.add_argument("--start", type=int, default=0)
+    p.add_argument("--count", type=int, default=100)
+    p.set_defaults(run=_cmd_entries)
+
+    p = sub.add_parser("proof", help="print an inclusion proof bundle or a consistency proof")
+    data_dir(p)
+    p.add_argument("--index", type=int, help="leaf index: prints a C2SP tlog-proof")
+    p.add_argument("--leaf-hash", help="find the leaf by its hash (hex or base64)")
+    p.add_argument("--size", type=int, help="tree size for a raw proof (JSON) instead")
+    p.add_argument(
+        "--consistency",
+        type=int,
+        metavar="OLD_SIZE",
+        help="consistency proof from OLD_SIZE to --size (default: latest)",
+    )
+    p.set_defaults(run=_cmd_proof)
+
+    p = sub.add_parser("verify-proof", help="verify a tlog-proof for an entry, offline")
+    p.add_argument("proof", help="the .tlog-proof file")
+    p.add_argument("--entry", required=True, help="file holding the entry bytes")
+    p.add_argument("--vkey", required=True, help="file holding the ledger's verifier key")
+    p.set_defaults(run=_cmd_verify_proof)
+
+    p = sub.add_parser("audit", help="re-derive and check every link, hash and the checkpoint")
+    data_dir(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_cmd_audit)
+
+    p = sub.add_parser("demo", help="create (once) a demo ledger, append, prove and audit")
+    data_dir(p)
+    p.set_defaults(run=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except VerificationError as exc:
+        print(f"verification failed: {exc}", file=sys.stderr)
+        return 1
+    except (InvalidRequestError, FileNotFoundError, IsADirectoryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (LedgerError, KeyStoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Private keys at rest: encrypted PKCS#8 files, one per named key.
+
+A key never touches disk unencrypted. The passphrase comes from the environment
+(``LICENCE_LEDGER_KEY_PASSPHRASE``) when an operator provides one; otherwise a
+random passphrase is generated once into a file only the owner can read — good
+enough for a development region, and the file can be moved to a secret store later.
+Files are created with ``O_EXCL`` so an existing key is never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+PASSPHRASE_ENV = "LICENCE_LEDGER_KEY_PASSPHRASE"  # noqa: S105 — a variable name, not a secret
+
+
+class KeyStoreError(Exception):
+    """A key cannot be created, found or decrypted."""
+
+
+class KeyStore(Protocol):
+    """Where signing keys live. Files by default; an HSM can implement the same."""
+
+    def has_key(self, name: str) -> bool: ...
+
+    def generate_ed25519(self, name: str) -> Ed25519PrivateKey: ...
+
+    def load_ed25519(self, name: str) -> Ed25519PrivateKey: ...
+
+
+def _check_name(name: str) -> None:
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise KeyStoreError(f"invalid key name {name!r}")
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def load_or_create_passphrase(path: Path) -> bytes:
+    """The key passphrase: from the environment, else from (a newly made) owner-only file."""
+    from_env = os.environ.get(PASSPHRASE_ENV)
+    if from_env:
+        return from_env.encode()
+    if path.exists():
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyStoreError(f"{path} must be readable by its owner only (chmod 600)")
+        value = path.read_bytes().strip()
+        if not value:
+            raise KeyStoreError(f"{path} is empty")
+        return value
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    value = secrets.token_urlsafe(32).encode()
+    _write_private(path, value + b"\n")
+    return value
+
+
+class FileKeyStore:
+    """Encrypted PKCS#8 PEM files in a directory (``<name>.key.pem``, mode 0600)."""
+
+    def __init__(self, directory: Path, passphrase: bytes) -> None:
+        if not passphrase:
+            raise KeyStoreError("an empty passphrase would leave keys unprotected")
+        self.directory = directory
+        self._passphrase = passphrase
+
+    def _path(self, name: str) -> Path:
+        _check_name(name)
+        return self.directory / f"{name}.key.pem"
+
+    def has_key(self, name: str) -> bool:
+        return self._path(name).exists()
+
+    def generate_ed25519(self, name: str) -> Ed25519PrivateKey:
+        path = self._path(name)
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(self._passphrase),
+        )
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            _write_private(path, pem)
+        except FileExistsError as exc:
+            raise KeyStoreError(f"key {name!r} already exists at {path}") from exc
+        return key
+
+    def load_ed25519(self, name: str) -> Ed25519PrivateKey:
+        path = self._path(name)
+        try:
+            pem = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise KeyStoreError(f"no key {name!r} at {path}") from exc
+        try:
+            key = serialization.load_pem_private_key(pem, self._passphrase)
+        except (ValueError, TypeError) as exc:
+            # Never echo the passphrase; say which file and what to check.
+            raise KeyStoreError(
+                f"cannot decrypt {path}: wrong passphrase ({PASSPHRASE_ENV}) or damaged file"
+            ) from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise KeyStoreError(f"{path} does not hold an Ed25519 key")
+        return key
