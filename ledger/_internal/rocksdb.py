@@ -17,6 +17,9 @@ from typing import Any, cast
 from rocksdict import (
     AccessType,
     BlockBasedOptions,
+    Cache,
+    DataBlockIndexType,
+    DBCompressionType,
     Options,
     Rdict,
     WriteBatch,
@@ -37,6 +40,7 @@ _CF_HASHES = "hashes"
 _CF_LEAF_INDEX = "leaf_index"
 # Memtables across all column families; bounds RSS however long the process runs.
 _WRITE_BUFFER_BYTES = 64 << 20
+_BLOCK_CACHE_BYTES = 64 << 20
 
 
 def _key(index: int) -> bytes:
@@ -48,12 +52,21 @@ def _index(key: bytes) -> int:
     return value
 
 
-def _options(*, point_lookups: bool = False) -> Options:
+def _options(cache: Cache, *, compress: bool = True, bloom: bool = False) -> Options:
+    # Proofs are point reads of random keys: a shared cache of decoded blocks, index
+    # and filter blocks held in it, and a hash index inside data blocks keep each read
+    # close to a memory lookup however large the ledger grows.
     opts = Options(raw_mode=True)
-    if point_lookups:
-        table = BlockBasedOptions()
+    table = BlockBasedOptions()
+    table.set_block_cache(cache)
+    table.set_cache_index_and_filter_blocks(True)
+    table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+    table.set_data_block_index_type(DataBlockIndexType.binary_and_hash())
+    if bloom:
         table.set_bloom_filter(10, False)
-        opts.set_block_based_table_factory(table)
+    opts.set_block_based_table_factory(table)
+    if not compress:  # SHA-256 hashes do not compress; don't pay to try
+        opts.set_compression_type(DBCompressionType.none())
     return opts
 
 
@@ -64,15 +77,16 @@ class RocksDBStorage:
         self.path = Path(path)
         if not create and not (self.path / "CURRENT").exists():
             raise LedgerNotFoundError(f"no ledger at {self.path}")
-        opts = _options()
+        cache = Cache(_BLOCK_CACHE_BYTES)
+        opts = _options(cache)
         opts.create_if_missing(create)
         opts.create_missing_column_families(create)
         opts.set_db_write_buffer_size(_WRITE_BUFFER_BYTES)
         opts.set_keep_log_file_num(4)
         families = {
-            _CF_LEAVES: _options(),
-            _CF_HASHES: _options(),
-            _CF_LEAF_INDEX: _options(point_lookups=True),
+            _CF_LEAVES: _options(cache),
+            _CF_HASHES: _options(cache, compress=False),
+            _CF_LEAF_INDEX: _options(cache, compress=False, bloom=True),
         }
         access = AccessType.read_only() if read_only else AccessType.read_write()
         try:
@@ -181,6 +195,10 @@ class RocksDBStorage:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            # Column-family views and handles keep the DB (and its LOCK) alive too.
+            for column in (self._leaves, self._hashes, self._leaf_index):
+                column.close()
+            self._cf_handles.clear()
             self._db.close()
 
 

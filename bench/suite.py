@@ -1,0 +1,172 @@
+"""The figures, in the order they run, each turned into JSON-ready `Figure`s."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import primitives
+from bench.appends import measure_appends
+from bench.proofs import MULTIGET_KEYS, SIZES, TEN_MILLION, ProofPoint, measure_proofs
+from bench.report import Extra, Figure, Selection, console
+
+APPEND_GOAL = 20_000.0  # appends/s
+PROOF_GOAL_US = 200.0
+APPENDERS = 64
+
+ED25519 = "ed25519.sign_per_s"
+SYNCED_COMMITS = "rocksdict.synced_commits_per_s"
+APPENDS = "ledger.append_durable_per_s"
+SYNCED_BATCH = "rocksdict.synced_writebatch_keys_per_s"
+MULTIGET = "rocksdict.multiget_us"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    seconds: float  # per throughput measurement
+    ten_million: bool
+    scratch: Path
+
+    @property
+    def latency_seconds(self) -> float:
+        """Sampling time per latency figure: enough samples for a steady median."""
+        return max(0.5, self.seconds / 5)
+
+
+def run_ed25519(opts: Options) -> list[Figure]:
+    console.rule(ED25519)
+    per_s = primitives.ed25519_signs_per_s(opts.seconds)
+    extra: Extra = {"message_bytes": len(primitives.checkpoint_text(1_000_000))}
+    return [Figure.primitive(ED25519, per_s, "signs/s", higher_is_better=True, extra=extra)]
+
+
+def run_synced_commits(opts: Options) -> list[Figure]:
+    console.rule(SYNCED_COMMITS)
+    per_s = primitives.synced_commits_per_s(opts.scratch / "synced-commits", opts.seconds)
+    extra: Extra = {"keys_per_commit": 100, "value_bytes": primitives.HASH_BYTES}
+    return [
+        Figure.primitive(SYNCED_COMMITS, per_s, "commits/s", higher_is_better=True, extra=extra)
+    ]
+
+
+def run_appends(opts: Options) -> list[Figure]:
+    console.rule(APPENDS)
+    result = asyncio.run(measure_appends(opts.scratch / "appends", opts.seconds, APPENDERS))
+    group = max(1, round(result.average_group))
+    console.print(
+        f"{result.entries:,} appends in {result.commits:,} commits over {result.seconds:.1f}s: "
+        f"average group {result.average_group:.1f}, {result.hashes_per_entry:.2f} stored "
+        f"hashes/entry, storage.commit busy {result.commit_busy_fraction:.0%} of wall time"
+    )
+    console.rule(f"{SYNCED_BATCH} (batches of {group} entries)")
+    raw = primitives.synced_writebatch_rate(
+        opts.scratch / "synced-batches", opts.seconds, group, result.checkpoint_bytes
+    )
+    batch_extra: Extra = {
+        "batch_entries": group,
+        "keys_per_entry": raw.keys_per_entry,
+        "entries_per_s": raw.entries_per_s,
+        "leaf_bytes": primitives.LEAF_BYTES,
+        "checkpoint_bytes_per_batch": result.checkpoint_bytes,
+    }
+    appends_extra: Extra = {
+        "appenders": APPENDERS,
+        "entry_bytes": primitives.ENTRY_BYTES,
+        "average_group_entries": result.average_group,
+        "commits": result.commits,
+        "commits_per_s": result.commits / result.seconds,
+        "commit_busy_fraction": result.commit_busy_fraction,
+        "baseline_batch_entries": group,
+        "goal": f">= {APPEND_GOAL:.0f}",
+        "goal_met": result.appends_per_s >= APPEND_GOAL,
+    }
+    return [
+        Figure(
+            APPENDS,
+            result.appends_per_s,
+            "appends/s",
+            SYNCED_BATCH,
+            raw.entries_per_s,
+            "entries/s (same keys per entry, synced batches of the same group size)",
+            higher_is_better=True,
+            extra=appends_extra,
+        ),
+        Figure.primitive(
+            SYNCED_BATCH, raw.keys_per_s, "keys/s", higher_is_better=True, extra=batch_extra
+        ),
+    ]
+
+
+def proof_names(label: str) -> tuple[str, str]:
+    return f"ledger.inclusion_proof_us_{label}", f"ledger.consistency_proof_us_{label}"
+
+
+def _proof_figures(point: ProofPoint, first: ProofPoint) -> list[Figure]:
+    inclusion, consistency = proof_names(point.label)
+    figures = []
+    for name, us, samples, path, first_us in (
+        (
+            inclusion,
+            point.inclusion_us,
+            point.inclusion_samples,
+            point.inclusion_path,
+            first.inclusion_us,
+        ),
+        (
+            consistency,
+            point.consistency_us,
+            point.consistency_samples,
+            point.consistency_path,
+            first.consistency_us,
+        ),
+    ):
+        extra: Extra = {
+            "tree_size": point.size,
+            "samples": samples,
+            "mean_path_hashes": path,
+            "baseline_keys": MULTIGET_KEYS,
+            "baseline_samples": point.multiget_samples,
+            f"value_vs_{first.label}": us / first_us,
+            "goal": f"<= {PROOF_GOAL_US:.0f} and flat in size",
+            "goal_met": us <= PROOF_GOAL_US,
+        }
+        figures.append(
+            Figure(
+                name,
+                us,
+                "us (median)",
+                MULTIGET,
+                point.multiget_us,
+                f"us (median, {MULTIGET_KEYS} random stored hashes, same DB)",
+                higher_is_better=False,
+                extra=extra,
+            )
+        )
+    return figures
+
+
+def run_proofs(opts: Options, selection: Selection) -> list[Figure]:
+    sizes = [*SIZES, TEN_MILLION] if opts.ten_million else list(SIZES)
+    points = [(label, size) for label, size in sizes if selection.wants(*proof_names(label))]
+    if not points:
+        return []
+    console.rule("ledger proofs at " + ", ".join(label for label, _ in points))
+    results = asyncio.run(measure_proofs(opts.scratch / "proofs", points, opts.latency_seconds))
+    return [f for point in results for f in _proof_figures(point, results[0])]
+
+
+def figure_names(ten_million: bool) -> list[str]:
+    sizes = [*SIZES, TEN_MILLION] if ten_million else list(SIZES)
+    proofs = [name for label, _ in sizes for name in proof_names(label)]
+    return [ED25519, SYNCED_COMMITS, APPENDS, SYNCED_BATCH, *proofs]
+
+
+def run_all(opts: Options, selection: Selection) -> None:
+    if selection.wants(ED25519):
+        selection.emit(run_ed25519(opts))
+    if selection.wants(SYNCED_COMMITS):
+        selection.emit(run_synced_commits(opts))
+    if selection.wants(APPENDS, SYNCED_BATCH):
+        selection.emit(run_appends(opts))
+    selection.emit(run_proofs(opts, selection))
