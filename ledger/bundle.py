@@ -17,7 +17,6 @@ the checkpoint's root and check the checkpoint's signature, with no network.
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import dataclass
 
 from ledger.checkpoint import SignedCheckpoint, open_checkpoint
@@ -59,7 +58,11 @@ class ProofBundle:
         prev_hash = _b64_hash(_field(lines[1], "extra"))
         index = _decimal(_field(lines[2], "index"))
         path = tuple(_b64_hash(line) for line in lines[3:])
-        signed = open_checkpoint(note.encode(), verifier, origin=origin)
+        try:
+            note_bytes = note.encode()
+        except UnicodeEncodeError as exc:
+            raise ProofError("proof bundle's checkpoint is not valid text") from exc
+        signed = open_checkpoint(note_bytes, verifier, origin=origin)
         proof = InclusionProof(index, signed.checkpoint.size, path)
         return cls(prev_hash, proof, signed)
 
@@ -88,7 +91,7 @@ def _decimal(text: str) -> int:
 def _b64_hash(text: str) -> bytes:
     try:
         value = base64.b64decode(text, validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or non-ASCII text
         raise ProofError(f"{text!r} is not base64") from exc
     if len(value) != HASH_SIZE:
         raise ProofError(f"{text!r} is not a {HASH_SIZE}-byte hash")

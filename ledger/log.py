@@ -85,11 +85,14 @@ class Ledger(LedgerReader):
             )
         self._signer = signer
         self._frontier, self._last_leaf_hash = _load_frontier(storage, self._checkpoint)
-        self._queue: asyncio.Queue[_Pending | None] | None = None
+        self._queue: asyncio.Queue[_Pending] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._failure: BaseException | None = None
+        self._failure: Exception | None = None
         self._closed = False
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @classmethod
     def create(
@@ -139,7 +142,13 @@ class Ledger(LedgerReader):
             )
         queue = self._start_writer()
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        await queue.put(_Pending(entries, done))
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            await queue.put(_Pending(entries, done))
+        except BaseException:  # cancelled while waiting for room: never queued
+            self._settled()
+            raise
         return await done
 
     def check_entry(self, entry: bytes) -> None:
@@ -152,12 +161,10 @@ class Ledger(LedgerReader):
                 f"entry of {len(entry)} bytes exceeds the limit of {self.settings.max_entry_bytes}"
             )
 
-    def _start_writer(self) -> asyncio.Queue[_Pending | None]:
+    def _start_writer(self) -> asyncio.Queue[_Pending]:
         if self._closed or self._failure is not None:
             raise LedgerClosedError(
-                "ledger is closed"
-                if self._failure is None
-                else f"ledger stopped accepting appends after a failed commit: {self._failure}"
+                "ledger is closed" if self._failure is None else _after_failure(self._failure)
             )
         if self._queue is None:
             self._queue = asyncio.Queue(self.settings.max_queued_appends)
@@ -165,20 +172,28 @@ class Ledger(LedgerReader):
             self._writer = asyncio.get_running_loop().create_task(self._write_loop())
         return self._queue
 
+    def _settled(self) -> None:
+        # Every accepted append is settled exactly once; aclose waits for the count to drain.
+        self._inflight -= 1
+        if self._inflight == 0:
+            self._idle.set()
+
+    def _resolve(self, pending: _Pending, index: int | None, error: Exception | None) -> None:
+        if not pending.done.done():  # the caller may have been cancelled meanwhile
+            if error is None:
+                pending.done.set_result(index)  # type: ignore[arg-type]
+            else:
+                pending.done.set_exception(error)
+        self._settled()
+
     async def _write_loop(self) -> None:
         assert self._queue is not None  # noqa: S101 — set before the task starts
         queue, limit = self._queue, self.settings.max_batch_entries
-        stopping = False
-        while not stopping:
-            first = await queue.get()
-            if first is None:
-                break
-            group, count = [first], len(first.entries)
+        while True:
+            group = [await queue.get()]
+            count = len(group[0].entries)
             while count < limit and not queue.empty():
                 item = queue.get_nowait()
-                if item is None:
-                    stopping = True
-                    break
                 group.append(item)
                 count += len(item.entries)
             await self._commit_group(group)
@@ -186,7 +201,7 @@ class Ledger(LedgerReader):
     async def _commit_group(self, group: list[_Pending]) -> None:
         if self._failure is not None:
             for pending in group:
-                pending.done.set_exception(LedgerClosedError(str(self._failure)))
+                self._resolve(pending, None, LedgerClosedError(_after_failure(self._failure)))
             return
         size = self.size
         frontier = list(self._frontier)
@@ -221,30 +236,16 @@ class Ledger(LedgerReader):
             await asyncio.get_running_loop().run_in_executor(
                 self._executor, self._storage.commit, commit
             )
-        except BaseException as exc:
+        except Exception as exc:
             self._failure = exc
             for pending in group:
-                if not pending.done.done():
-                    pending.done.set_exception(StorageError(f"append failed: {exc}"))
-            self._fail_queued()
-            if not isinstance(exc, Exception):
-                raise
+                self._resolve(pending, None, StorageError(f"append failed: {exc}"))
             return
         self._frontier, self._last_leaf_hash, self._checkpoint = frontier, prev, signed
         index = size
         for pending in group:
-            if not pending.done.done():  # the caller may have been cancelled
-                pending.done.set_result(index)
+            self._resolve(pending, index, None)
             index += len(pending.entries)
-
-    def _fail_queued(self) -> None:
-        assert self._queue is not None  # noqa: S101
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if item is not None and not item.done.done():
-                item.done.set_exception(
-                    LedgerClosedError(f"a previous commit failed: {self._failure}")
-                )
 
     def close(self) -> None:
         """Release the storage of a ledger that never appended in this event loop."""
@@ -254,17 +255,25 @@ class Ledger(LedgerReader):
         super().close()
 
     async def aclose(self) -> None:
-        """Finish queued appends, then release the storage."""
+        """Stop accepting appends, settle every accepted one, then release the storage."""
         if self._closed:
             return
         self._closed = True
-        if self._queue is not None and self._writer is not None:
-            if not self._writer.done():
-                await self._queue.put(None)
-            await self._writer
+        if self._writer is not None:
+            # The writer keeps draining (failing them after a failed commit) until the
+            # last accepted append is settled, including callers still waiting for room.
+            idle = asyncio.ensure_future(self._idle.wait())
+            await asyncio.wait((idle, self._writer), return_when=asyncio.FIRST_COMPLETED)
+            idle.cancel()
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
         if self._executor is not None:
             self._executor.shutdown(wait=True)
         self._storage.close()
+
+
+def _after_failure(failure: BaseException) -> str:
+    return f"ledger stopped accepting appends after a failed commit: {failure}"
 
 
 def _fold(frontier: list[bytes]) -> bytes:

@@ -1,0 +1,720 @@
+"""Behaviour of `Ledger` and `LedgerReader` on real RocksDB directories.
+
+Everything goes through the public API (`create_ledger`, `open_ledger`, `open_reader`).
+The one test double is `_FailingStorage`, a `MemoryStorage` whose commit raises
+OSError on a chosen call: a failed fsync cannot be provoked any other way.
+
+pytest-asyncio is not used: each test drives its coroutine with `run`, which also
+bounds it with a timeout so that a hang fails the test instead of the suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from ledger import (
+    Ed25519NoteSigner,
+    Leaf,
+    Ledger,
+    LedgerReader,
+    LedgerSettings,
+    MemoryStorage,
+    ProofBundle,
+    audit_storage,
+    create_ledger,
+    open_checkpoint,
+    open_ledger,
+    open_reader,
+)
+from ledger.errors import (
+    InvalidEntryError,
+    InvalidRequestError,
+    LedgerClosedError,
+    LedgerLockedError,
+    LedgerNotFoundError,
+    NoteError,
+    ProofError,
+    StorageError,
+    VerificationError,
+)
+from ledger.storage import Commit
+
+T = TypeVar("T")
+
+ORIGIN = "example.com/licence-ledger-test"
+TIMEOUT = 15.0
+
+
+def _signer(seed: int = 1, name: str = ORIGIN) -> Ed25519NoteSigner:
+    return Ed25519NoteSigner(name, Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32))
+
+
+SIGNER = _signer()
+OTHER_SIGNER = _signer(2)  # same key name, different key
+
+
+def run(main: Callable[[], Awaitable[T]], timeout: float = TIMEOUT) -> T:
+    """Run a coroutine function in a fresh event loop, failing it if it hangs."""
+
+    async def bounded() -> T:
+        return await asyncio.wait_for(main(), timeout)
+
+    return asyncio.run(bounded())
+
+
+def entry(i: int) -> bytes:
+    return f"licence #{i}".encode()
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def _reference_root(leaves: list[bytes]) -> bytes:
+    """RFC 6962 MTH, independent of the ledger's code."""
+    if not leaves:
+        return _sha256(b"")
+    if len(leaves) == 1:
+        return _sha256(b"\x00" + leaves[0])
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return _sha256(b"\x01" + _reference_root(leaves[:k]) + _reference_root(leaves[k:]))
+
+
+def _state(reader: LedgerReader) -> tuple[int, bytes, bytes]:
+    return reader.size, reader.root_hash, reader.checkpoint.to_bytes()
+
+
+def _assert_chain(reader: LedgerReader) -> None:
+    """Every leaf links to its predecessor, and the root is the reference root."""
+    leaves: list[Leaf] = []
+    for start in range(0, reader.size, reader.max_read_range):
+        leaves += reader.leaves(start, min(reader.size, start + reader.max_read_range))
+    prev = bytes(32)
+    for index, leaf in enumerate(leaves):
+        assert leaf.index == index
+        assert leaf.prev_hash == prev, f"leaf {index} does not link to leaf {index - 1}"
+        prev = leaf.hash
+    assert reader.root_hash == _reference_root([leaf.data for leaf in leaves])
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "ledger"
+
+
+async def _fill(ledger: Ledger, count: int) -> None:
+    start = ledger.size
+    for i in range(start, start + count):
+        assert await ledger.append(entry(i)) == i
+
+
+def _create_filled(path: Path, count: int, settings: LedgerSettings | None = None) -> None:
+    async def main() -> None:
+        ledger = create_ledger(path, ORIGIN, SIGNER, settings)
+        try:
+            batch = ledger.settings.max_batch_entries
+            for start in range(0, count, batch):
+                await ledger.append_many(
+                    [entry(i) for i in range(start, min(count, start + batch))]
+                )
+        finally:
+            await ledger.aclose()
+
+    run(main)
+
+
+# --- appending ---------------------------------------------------------------------------
+
+
+def test_append_returns_consecutive_indexes(path: Path) -> None:
+    async def main() -> None:
+        ledger = create_ledger(path, ORIGIN, SIGNER)
+        try:
+            assert ledger.size == 0
+            assert [await ledger.append(entry(i)) for i in range(5)] == list(range(5))
+            assert await ledger.append_many([entry(5), entry(6), entry(7)]) == 5
+            assert await ledger.append(entry(8)) == 8
+            assert ledger.size == 9
+            assert [leaf.entry for leaf in ledger.leaves(0, 9)] == [entry(i) for i in range(9)]
+            _assert_chain(ledger)
+        finally:
+            await ledger.aclose()
+
+    run(main)
+
+
+def test_concurrent_appends_get_unique_indexes(path: Path) -> None:
+    tasks, per_task = 64, 8
+
+    async def main() -> None:
+        ledger = create_ledger(path, ORIGIN, SIGNER)
+
+        async def writer(task: int) -> list[tuple[int, bytes]]:
+            got: list[tuple[int, bytes]] = []
+            for j in range(per_task):
+                data = f"task {task} entry {j}".encode()
+                got.append((await ledger.append(data), data))
+            return got
+
+        try:
+            results = await asyncio.gather(*(writer(t) for t in range(tasks)))
+            total = tasks * per_task
+            indexes = sorted(index for got in results for index, _ in got)
+            assert indexes == list(range(total))
+            assert ledger.size == total
+            for got in results:
+                own = [index for index, _ in got]
+                assert own == sorted(own)  # one task's appends land in its own order
+                for index, data in got:
+                    assert ledger.leaves(index, index + 1)[0].entry == data
+            _assert_chain(ledger)
+        finally:
+            await ledger.aclose()
+
+    run(main)
+    report = audit_storage(path)
+    assert report.ok, report.problem
+    assert report.size == tasks * per_task
+
+
+def test_checkpoint_after_appends(path: Path) -> None:
+    async def main() -> None:
+        ledger = create_ledger(path, ORIGIN, SIGNER)
+        try:
+            empty = open_checkpoint(ledger.checkpoint.to_bytes(), ledger.verifier, origin=ORIGIN)
+            assert empty.checkpoint.size == 0
+            assert empty.checkpoint.root_hash == _sha256(b"")
+            await _fill(ledger, 13)
+            signed = open_checkpoint(ledger.checkpoint.to_bytes(), ledger.verifier, origin=ORIGIN)
+            assert signed.checkpoint.size == 13 == ledger.size
+            assert signed.checkpoint.root_hash == ledger.root_at(13) == ledger.root_hash
+            assert ledger.verifier.vkey() == SIGNER.vkey()
+            with pytest.raises(NoteError):
+                open_checkpoint(ledger.checkpoint.to_bytes(), OTHER_SIGNER.verifier())
+            proof = ledger.consistency_proof(1, 13)
+            proof.verify(ledger.root_at(1), signed.checkpoint.root_hash)
+        finally:
+            await ledger.aclose()
+
+    run(main)
+
+
+def test_reopen_keeps_state_and_continues_the_chain(path: Path) -> None:
+    async def first() -> tuple[int, bytes, bytes]:
+        ledger = create_ledger(path, ORIGIN, SIGNER)
+        try:
+            await _fill(ledger, 21)
+            return _state(ledger)
+        finally:
+            await ledger.aclose()
+
+    before = run(first)
+
+    async def second() -> None:
+        ledger = open_ledger(path, SIGNER)
+        try:
+            assert _state(ledger) == before
+            assert ledger.origin == ORIGIN
+            old_leaf = ledger.leaves(20, 21)[0]
+            await _fill(ledger, 7)
+            assert ledger.size == 28
+            assert ledger.leaves(21, 22)[0].prev_hash == old_leaf.hash
+            ledger.consistency_proof(21).verify(before[1], ledger.root_hash)
+            _assert_chain(ledger)
+        finally:
+            await ledger.aclose()
+
+    run(second)
+    reader = open_reader(path)
+    try:
+        assert reader.size == 28
+        _assert_chain(reader)
+    finally:
+        reader.close()
+
+
+def test_aclose_drains_queued_appends(path: Path) -> None:
+    count = 300
+
+    async def main() -> list[int]:
+        ledger = create_ledger(path, ORIGIN, SIGNER)
+        pending = [asyncio.create_task(ledger.append(entry(i))) for i in range(count)]
+        await asyncio.sleep(0)  # every task has queued its entry
+        await ledger.aclose()
+        assert all(task.done() for task in pending)
+        with pytest.raises(LedgerClosedError):
+            await ledger.append(b"after close")
+        return [task.result() for task in pending]
+
+    assert sorted(run(main)) == list(range(count))
+    reader = open_reader(path)
+    try:
+        assert reader.size == count
+        assert sorted(leaf.entry for leaf in reader.leaves(0, count)) == sorted(
+            entry(i) for i in range(count)
+        )
+        _assert_chain(reader)
+    finally:
+        reader.close()
+
+
+def test_aclose_drains_appends_waiting_for_queue_space() -> None:
+    # With a full queue, aclose() can put its stop marker ahead of appends whose
+    # put() was already woken; the writer stops at the marker and those callers
+    # (and the ones still waiting for space) never get an answer.
+    count = 40
+    ledger = Ledger.create(MemoryStorage(), ORIGIN, SIGNER, LedgerSettings(max_queued_appends=4))
+
+    async def main() -> None:
+        pending = [asyncio.create_task(ledger.append(entry(i))) for i in range(count)]
+        await asyncio.sleep(0)
+        closer = asyncio.create_task(ledger.aclose())
+        await closer
+        await asyncio.wait_for(asyncio.gather(*pending), 1)
+
+    run(main)
+
+
+# --- bad input changes nothing -------------------------------------------------------
+
+BAD_ENTRY: Any = "not bytes"
+BAD_BYTEARRAY: Any = bytearray(b"x")
+SMALL = LedgerSettings(max_entry_bytes=64, max_batch_entries=4, max_read_range=10)
+
+BAD_APPENDS: list[tuple[str, Callable[[Ledger], Awaitable[int]]]] = [
+    ("empty entry", lambda ledger: ledger.append(b"")),
+    ("str entry", lambda ledger: ledger.append(BAD_ENTRY)),
+    ("bytearray entry", lambda ledger: ledger.append(BAD_BYTEARRAY)),
+    ("oversized entry", lambda ledger: ledger.append(b"x" * 65)),
+    ("no entries", lambda ledger: ledger.append_many([])),
+    ("too many entries", lambda ledger: ledger.append_many([b"x"] * 5)),
+    ("one empty in a batch", lambda ledger: ledger.append_many([b"ok", b""])),
+    ("one str in a batch", lambda ledger: ledger.append_many([b"ok", BAD_ENTRY])),
+    ("one oversized in a batch", lambda ledger: ledger.append_many([b"ok", b"x" * 65])),
+    ("a str as the batch", lambda ledger: ledger.append_many(BAD_ENTRY)),
+]
+
+
+def test_bad_appends_change_nothing(path: Path) -> None:
+    async def main() -> None:
+        ledger = create_ledger(path, ORIGIN, SIGNER, SMALL)
+        try:
+            await ledger.append_many([entry(i) for i in range(4)])
+            await ledger.append(b"x" * 64)  # exactly at the limit is fine
+            before = _state(ledger)
+            for name, bad in BAD_APPENDS:
+                with pytest.raises(InvalidEntryError):
+                    await bad(ledger)
+                assert _state(ledger) == before, name
+            assert await ledger.append(b"next") == 5
+            assert ledger.leaves(5, 6)[0].prev_hash == ledger.leaves(4, 5)[0].hash
+        finally:
+            await ledger.aclose()
+
+    run(main)
+    reader = open_reader(path)
+    try:
+        assert reader.size == 6
+        _assert_chain(reader)
+    finally:
+        reader.close()
+
+
+FILLED = 20
+UNKNOWN_HASH = _sha256(b"no such leaf")
+
+BAD_READS: list[tuple[str, Callable[[LedgerReader], object]]] = [
+    ("inclusion index -1", lambda r: r.inclusion_proof(-1)),
+    ("inclusion index = size", lambda r: r.inclusion_proof(FILLED)),
+    ("inclusion index > tree size", lambda r: r.inclusion_proof(5, 5)),
+    ("inclusion tree size > size", lambda r: r.inclusion_proof(0, FILLED + 1)),
+    ("inclusion tree size -1", lambda r: r.inclusion_proof(0, -1)),
+    ("consistency old 0", lambda r: r.consistency_proof(0)),
+    ("consistency old 0 new 0", lambda r: r.consistency_proof(0, 0)),
+    ("consistency old -1", lambda r: r.consistency_proof(-1, 5)),
+    ("consistency old > new", lambda r: r.consistency_proof(6, 5)),
+    ("consistency new > size", lambda r: r.consistency_proof(1, FILLED + 1)),
+    ("consistency old > size", lambda r: r.consistency_proof(FILLED + 1)),
+    ("leaves reversed", lambda r: r.leaves(5, 3)),
+    ("leaves empty", lambda r: r.leaves(3, 3)),
+    ("leaves negative start", lambda r: r.leaves(-1, 2)),
+    ("leaves beyond size", lambda r: r.leaves(FILLED - 1, FILLED + 1)),
+    ("leaves entirely beyond size", lambda r: r.leaves(FILLED, FILLED + 1)),
+    ("leaves over the limit", lambda r: r.leaves(0, 11)),
+    ("leaf -1", lambda r: r.leaf(-1)),
+    ("leaf = size", lambda r: r.leaf(FILLED)),
+    ("find unknown hash", lambda r: r.find_leaf(UNKNOWN_HASH)),
+    ("find empty hash", lambda r: r.find_leaf(b"")),
+    ("root beyond size", lambda r: r.root_at(FILLED + 1)),
+    ("root of negative size", lambda r: r.root_at(-1)),
+    ("bundle index = size", lambda r: r.proof_bundle(FILLED)),
+    ("bundle index -1", lambda r: r.proof_bundle(-1)),
+]
+
+
+@pytest.fixture(scope="module")
+def filled_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("filled") / "ledger"
+    _create_filled(path, FILLED, SMALL)
+    return path
+
+
+@pytest.fixture(params=["writer", "reader"])
+def opened(request: pytest.FixtureRequest, filled_path: Path) -> Iterator[LedgerReader]:
+    reader: LedgerReader
+    if request.param == "writer":
+        reader = open_ledger(filled_path, SIGNER, SMALL)
+    else:
+        reader = open_reader(filled_path)
+        reader.max_read_range = SMALL.max_read_range
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def test_valid_reads_of_the_filled_ledger(opened: LedgerReader) -> None:
+    assert opened.size == FILLED
+    assert [leaf.entry for leaf in opened.leaves(0, 10)] == [entry(i) for i in range(10)]
+    leaf = opened.leaf(FILLED - 1)
+    assert opened.find_leaf(leaf.hash) == FILLED - 1
+    opened.inclusion_proof(FILLED - 1).verify(leaf.hash, opened.root_hash)
+    assert opened.root_at(0) == _sha256(b"")
+    _assert_chain(opened)
+
+
+@pytest.mark.parametrize(("name", "bad"), BAD_READS, ids=[name for name, _ in BAD_READS])
+def test_bad_reads_are_invalid_requests(
+    opened: LedgerReader, name: str, bad: Callable[[LedgerReader], object]
+) -> None:
+    before = _state(opened)
+    with pytest.raises(InvalidRequestError):
+        bad(opened)
+    assert _state(opened) == before
+
+
+# --- opening and locking ------------------------------------------------------------------
+
+
+def test_second_writer_is_locked_out_but_readers_are_not(path: Path) -> None:
+    async def main() -> None:
+        ledger = create_ledger(path, ORIGIN, SIGNER)
+        try:
+            await _fill(ledger, 5)
+            with pytest.raises(LedgerLockedError, match="already open by another writer"):
+                open_ledger(path, SIGNER)
+            with pytest.raises(LedgerLockedError):
+                create_ledger(path, ORIGIN, SIGNER)
+            reader = open_reader(path)
+            try:
+                assert _state(reader) == _state(ledger)
+                leaf = reader.leaf(4)
+                reader.inclusion_proof(4).verify(leaf.hash, ledger.root_hash)
+                await _fill(ledger, 3)  # the writer carries on beside the reader
+                assert reader.size == 5  # a reader serves its own snapshot
+                reader.consistency_proof(5, 5).verify(reader.root_hash, reader.root_hash)
+            finally:
+                reader.close()
+            fresh = open_reader(path)
+            try:
+                assert _state(fresh) == _state(ledger)
+            finally:
+                fresh.close()
+        finally:
+            await ledger.aclose()
+
+        # Once the first writer is closed, a second one may open the ledger, even while
+        # the closed object is still referenced (RocksDB's LOCK must be released).
+        again = open_ledger(path, SIGNER)
+        try:
+            assert again.size == 8
+            assert ledger.size == 8
+        finally:
+            again.close()
+
+    run(main)
+
+
+def test_reopen_while_the_closed_ledger_object_is_alive(path: Path) -> None:
+    first = create_ledger(path, ORIGIN, SIGNER)
+    first.close()
+    second = open_ledger(path, SIGNER)
+    second.close()
+    reader = open_reader(path)
+    reader.close()
+    third = open_ledger(path, SIGNER)
+    third.close()
+    assert first.size == second.size == third.size == 0
+    with pytest.raises(LedgerClosedError):
+        first.find_leaf(UNKNOWN_HASH)  # a closed ledger does not read a reopened store
+
+
+def test_opening_a_missing_ledger(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    with pytest.raises(LedgerNotFoundError):
+        open_ledger(missing, SIGNER)
+    with pytest.raises(LedgerNotFoundError):
+        open_reader(missing)
+    assert not missing.exists()
+
+
+def test_creating_twice_fails_and_keeps_the_first(path: Path) -> None:
+    _create_filled(path, 6)
+    reader = open_reader(path)
+    before = _state(reader)
+    reader.close()
+    with pytest.raises(InvalidRequestError, match="already holds a ledger"):
+        create_ledger(path, "example.com/another-log", OTHER_SIGNER)
+    reader = open_reader(path)
+    try:
+        assert _state(reader) == before
+        assert reader.origin == ORIGIN
+        assert reader.verifier.vkey() == SIGNER.vkey()
+        _assert_chain(reader)
+    finally:
+        reader.close()
+    assert audit_storage(path).ok
+
+
+def test_opening_with_another_key_is_refused(path: Path) -> None:
+    _create_filled(path, 3)
+    with pytest.raises(InvalidRequestError, match="not this ledger's key"):
+        open_ledger(path, OTHER_SIGNER)
+    with pytest.raises(InvalidRequestError):
+        open_ledger(path, _signer(1, name="another.example/log"))
+    ledger = open_ledger(path, SIGNER)  # the refused opens released the lock
+    try:
+        assert ledger.size == 3
+    finally:
+        ledger.close()
+
+
+# --- a failing commit ---------------------------------------------------------------------
+
+
+class _FailingStorage(MemoryStorage):
+    """A MemoryStorage whose `fail_on`-th commit raises OSError (like a failed fsync).
+
+    With `hold`, that commit first waits until the test releases it, so the test can
+    queue more work while the commit is in flight.
+    """
+
+    def __init__(self, fail_on: int, *, hold: bool = False) -> None:
+        super().__init__()
+        self.calls = 0
+        self.fail_on = fail_on
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        if not hold:
+            self.release.set()
+
+    def commit(self, commit: Commit) -> None:
+        self.calls += 1
+        if self.calls == self.fail_on:
+            self.entered.set()
+            self.release.wait(TIMEOUT)
+            raise OSError("injected fsync failure")
+        super().commit(commit)
+
+
+def test_failed_commit_fails_its_group_and_stops_the_ledger() -> None:
+    storage = _FailingStorage(fail_on=4)  # create, then two good commits, then a bad one
+
+    async def main() -> None:
+        ledger = Ledger.create(storage, ORIGIN, SIGNER)
+        await _fill(ledger, 2)
+        before = _state(ledger)
+        group = [ledger.append(entry(i)) for i in range(2, 8)]
+        group.append(ledger.append_many([entry(8), entry(9)]))
+        results = await asyncio.gather(*group, return_exceptions=True)
+        for result in results:
+            assert type(result) is StorageError, result
+            assert "injected fsync failure" in str(result)
+        assert storage.calls == 4
+        assert _state(ledger) == before
+        assert len(list(storage.scan_leaves())) == 2
+        with pytest.raises(LedgerClosedError, match="failed commit"):
+            await ledger.append(entry(10))
+        with pytest.raises(LedgerClosedError):
+            await ledger.append_many([entry(10)])
+        # Committed history stays readable and provable.
+        leaf = ledger.leaf(1)
+        ledger.inclusion_proof(1).verify(leaf.hash, ledger.root_hash)
+        await ledger.aclose()
+        assert storage.calls == 4
+
+    run(main)
+
+
+def test_appends_queued_behind_a_failed_commit_are_refused() -> None:
+    storage = _FailingStorage(fail_on=2, hold=True)
+
+    async def main() -> None:
+        ledger = Ledger.create(storage, ORIGIN, SIGNER)
+        first = asyncio.create_task(ledger.append(entry(0)))
+        while not storage.entered.is_set():
+            await asyncio.sleep(0.001)
+        queued = [asyncio.create_task(ledger.append(entry(i))) for i in range(1, 5)]
+        await asyncio.sleep(0)
+        storage.release.set()
+        with pytest.raises(StorageError) as failed:
+            await first
+        assert type(failed.value) is StorageError
+        for task in queued:
+            with pytest.raises(LedgerClosedError):
+                await task
+        assert ledger.size == 0
+        await ledger.aclose()
+
+    run(main)
+
+
+def test_aclose_during_a_failing_commit_returns() -> None:
+    storage = _FailingStorage(fail_on=2, hold=True)
+
+    async def main() -> None:
+        ledger = Ledger.create(storage, ORIGIN, SIGNER)
+        first = asyncio.create_task(ledger.append(entry(0)))
+        while not storage.entered.is_set():
+            await asyncio.sleep(0.001)
+        closer = asyncio.create_task(ledger.aclose())
+        await asyncio.sleep(0)  # aclose() has queued its stop marker
+        storage.release.set()
+        with pytest.raises(StorageError):
+            await first
+        await asyncio.wait_for(closer, 1)
+
+    run(main)
+
+
+# --- proof bundles ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundle_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LedgerReader]:
+    path = tmp_path_factory.mktemp("bundles") / "ledger"
+    _create_filled(path, 11)
+    reader = open_reader(path)
+    yield reader
+    reader.close()
+
+
+def _with_line(text: str, number: int, line: str) -> str:
+    lines = text.split("\n")
+    lines[number] = line
+    return "\n".join(lines)
+
+
+def _flip(h: bytes) -> bytes:
+    return bytes([h[0] ^ 1]) + h[1:]
+
+
+def test_proof_bundles_round_trip_and_verify(bundle_ledger: LedgerReader) -> None:
+    for index in range(bundle_ledger.size):
+        bundle = bundle_ledger.proof_bundle(index)
+        text = bundle.to_text()
+        parsed = ProofBundle.from_text(text, bundle_ledger.verifier, origin=ORIGIN)
+        assert parsed == bundle
+        assert parsed.to_text() == text
+        parsed.verify(entry(index))
+        assert parsed.checkpoint.checkpoint.size == bundle_ledger.size
+        with pytest.raises(ProofError):
+            parsed.verify(entry(index + 1))
+        with pytest.raises(ProofError):
+            parsed.verify(entry(index) + b" ")
+
+
+def test_tampered_proof_bundles_fail(bundle_ledger: LedgerReader) -> None:
+    verifier = bundle_ledger.verifier
+    index = 6
+    bundle = bundle_ledger.proof_bundle(index)
+    text = bundle.to_text()
+    path = bundle.proof.path
+    assert len(path) >= 2
+    tampered = {
+        "path line": _with_line(text, 3, base64.b64encode(_flip(path[0])).decode()),
+        "last path line": _with_line(
+            text, 2 + len(path), base64.b64encode(_flip(path[-1])).decode()
+        ),
+        "path lines swapped": _with_line(
+            _with_line(text, 3, base64.b64encode(path[1]).decode()),
+            4,
+            base64.b64encode(path[0]).decode(),
+        ),
+        "extra line": _with_line(
+            text, 1, "extra " + base64.b64encode(_flip(bundle.prev_hash)).decode()
+        ),
+        "index line": _with_line(text, 2, f"index {index + 1}"),
+        "index beyond size": _with_line(text, 2, "index 11"),
+        "path line dropped": text.replace(base64.b64encode(path[0]).decode() + "\n", "", 1),
+    }
+    for name, bad in tampered.items():
+        assert bad != text, name
+        with pytest.raises(VerificationError):
+            ProofBundle.from_text(bad, verifier, origin=ORIGIN).verify(entry(index))
+    with pytest.raises(NoteError):
+        ProofBundle.from_text(text, OTHER_SIGNER.verifier())
+    with pytest.raises(VerificationError):
+        ProofBundle.from_text(text, verifier, origin="example.com/another-log")
+
+
+GARBAGE = [
+    "",
+    "garbage",
+    "\n\n",
+    "c2sp.org/tlog-proof@v1\n\n",
+    "c2sp.org/tlog-proof@v1\nextra x\nindex 0\n\nnot a note\n",
+    "c2sp.org/tlog-proof@v2\nextra AAAA\nindex 0\n\n",
+]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE)
+def test_garbage_proof_bundles_fail(bundle_ledger: LedgerReader, garbage: str) -> None:
+    with pytest.raises(VerificationError):
+        ProofBundle.from_text(garbage, bundle_ledger.verifier).verify(entry(0))
+
+
+def test_proof_bundle_with_a_bad_index_line_fails(bundle_ledger: LedgerReader) -> None:
+    text = bundle_ledger.proof_bundle(3).to_text()
+    for bad in ("index -1", "index 03", "index +3", "index 3 ", "index", "index ३", "idx 3"):
+        with pytest.raises(VerificationError):
+            ProofBundle.from_text(_with_line(text, 2, bad), bundle_ledger.verifier)
+
+
+def test_proof_bundle_with_non_ascii_hash_line_fails(bundle_ledger: LedgerReader) -> None:
+    text = bundle_ledger.proof_bundle(3).to_text()
+    with pytest.raises(VerificationError):
+        ProofBundle.from_text(_with_line(text, 3, "é"), bundle_ledger.verifier)
+
+
+def test_proof_bundle_with_a_lone_surrogate_fails(bundle_ledger: LedgerReader) -> None:
+    text = bundle_ledger.proof_bundle(3).to_text()
+    with pytest.raises(VerificationError):
+        ProofBundle.from_text(text + "\ud800", bundle_ledger.verifier)
+
+
+@given(st.data())
+@settings(max_examples=150, deadline=None)
+def test_single_character_edits_of_a_bundle_fail(
+    bundle_ledger: LedgerReader, data: st.DataObject
+) -> None:
+    text = bundle_ledger.proof_bundle(5).to_text()
+    position = data.draw(st.integers(0, len(text) - 1))
+    replacement = data.draw(st.characters(min_codepoint=0x0A))
+    bad = text[:position] + replacement + text[position + 1 :]
+    assume(bad != text)
+    with pytest.raises(VerificationError):
+        ProofBundle.from_text(bad, bundle_ledger.verifier, origin=ORIGIN).verify(entry(5))
