@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+PrivateKey = ec.EllipticCurvePrivateKey | Ed25519PrivateKey
 
 PASSPHRASE_ENV = "LICENCE_LEDGER_KEY_PASSPHRASE"  # noqa: S105 — a variable name, not a secret
 
@@ -67,6 +70,46 @@ def load_or_create_passphrase(path: Path) -> bytes:
     return value
 
 
+def write_encrypted_pkcs8(path: Path, key: PrivateKey, passphrase: bytes) -> None:
+    """Store `key` as encrypted PKCS#8 PEM, created 0600 with O_EXCL (never replaced)."""
+    if not passphrase:
+        raise KeyStoreError("an empty passphrase would leave the key unprotected")
+    # PKCS#8 keeps the files readable by standard tools (openssl pkcs8). Its PBKDF2 work
+    # factor is fixed by cryptography, so operator passphrases must be long random
+    # secrets, as the generated one (256 bits) is.
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        _write_private(path, pem)
+    except FileExistsError as exc:
+        raise KeyStoreError(f"a key already exists at {path}") from exc
+
+
+def load_encrypted_pkcs8(path: Path, passphrase: bytes) -> PrivateKey:
+    """Load a key written by `write_encrypted_pkcs8`; an unencrypted key file is refused."""
+    try:
+        pem = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise KeyStoreError(f"no key at {path}") from exc
+    if not pem.lstrip().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----"):
+        # An unencrypted key on disk is a finding, not something to load quietly.
+        raise KeyStoreError(f"{path} is not an encrypted PKCS#8 PEM key")
+    try:
+        key = serialization.load_pem_private_key(pem, passphrase)
+    except (ValueError, TypeError) as exc:
+        # Never echo the passphrase; say which file and what to check.
+        raise KeyStoreError(
+            f"cannot decrypt {path}: wrong passphrase ({PASSPHRASE_ENV}) or damaged file"
+        ) from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey | Ed25519PrivateKey):
+        raise KeyStoreError(f"{path} holds neither an EC nor an Ed25519 key")
+    return key
+
+
 class FileKeyStore:
     """Encrypted PKCS#8 PEM files in a directory (``<name>.key.pem``, mode 0600)."""
 
@@ -84,33 +127,13 @@ class FileKeyStore:
         return self._path(name).exists()
 
     def generate_ed25519(self, name: str) -> Ed25519PrivateKey:
-        path = self._path(name)
         key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(self._passphrase),
-        )
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            _write_private(path, pem)
-        except FileExistsError as exc:
-            raise KeyStoreError(f"key {name!r} already exists at {path}") from exc
+        write_encrypted_pkcs8(self._path(name), key, self._passphrase)
         return key
 
     def load_ed25519(self, name: str) -> Ed25519PrivateKey:
         path = self._path(name)
-        try:
-            pem = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise KeyStoreError(f"no key {name!r} at {path}") from exc
-        try:
-            key = serialization.load_pem_private_key(pem, self._passphrase)
-        except (ValueError, TypeError) as exc:
-            # Never echo the passphrase; say which file and what to check.
-            raise KeyStoreError(
-                f"cannot decrypt {path}: wrong passphrase ({PASSPHRASE_ENV}) or damaged file"
-            ) from exc
+        key = load_encrypted_pkcs8(path, self._passphrase)
         if not isinstance(key, Ed25519PrivateKey):
             raise KeyStoreError(f"{path} does not hold an Ed25519 key")
         return key
