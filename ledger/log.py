@@ -93,6 +93,7 @@ class Ledger(LedgerReader):
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._grown = asyncio.Condition()
 
     @classmethod
     def create(
@@ -122,6 +123,10 @@ class Ledger(LedgerReader):
             )
         )
         return cls(storage, signer, settings)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     # -- appending --------------------------------------------------------------
 
@@ -246,6 +251,14 @@ class Ledger(LedgerReader):
         for pending in group:
             self._resolve(pending, index, None)
             index += len(pending.entries)
+        async with self._grown:
+            self._grown.notify_all()
+
+    async def wait_for_growth(self, size: int) -> int:
+        """Wait until the ledger holds more than `size` entries (or closes); its new size."""
+        async with self._grown:
+            await self._grown.wait_for(lambda: self.size > size or self._closed)
+        return self.size
 
     def close(self) -> None:
         """Release the storage of a ledger that never appended in this event loop."""
@@ -259,6 +272,8 @@ class Ledger(LedgerReader):
         if self._closed:
             return
         self._closed = True
+        async with self._grown:  # release watchers: no growth will come
+            self._grown.notify_all()
         if self._writer is not None:
             # The writer keeps draining (failing them after a failed commit) until the
             # last accepted append is settled, including callers still waiting for room.

@@ -22,9 +22,11 @@ from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 from ledger import Ledger, ProofBundle, audit_storage
 from ledger.errors import InvalidRequestError, LedgerError, StorageError, VerificationError
 from ledger.note import Ed25519NoteVerifier
+from service.config import ConfigError
 from service.datadir import DEFAULT_REGION, DataDir, default_origin
 from service.demo import run_demo
 from signer.keystore import KeyStoreError
+from signer.pki import PkiError
 
 _err = Console(stderr=True)
 
@@ -200,9 +202,47 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(DataDir(args.data), Console(highlight=False))
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from service.config import load_settings
+    from service.server import serve
+
+    settings = load_settings(
+        args.config,
+        {
+            "data_dir": args.data,
+            "host": args.host,
+            "port": args.port,
+            "mtls_port": args.mtls_port,
+            "region": args.region,
+            "region_name": args.region_name,
+            "max_message_bytes": args.max_message_bytes,
+            "log_level": args.log_level,
+        },
+    )
+    return serve(settings)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="licence-ledger", description=__doc__)
     top = parser.add_subparsers(dest="command", required=True)
+
+    p = top.add_parser(
+        "serve",
+        help="run the gRPC server (first run bootstraps a development region)",
+        description="Run the region's gRPC server. With no options it uses ./data and "
+        "ports 50051 (TLS) and 50052 (mutual TLS); flags override a --config TOML file, "
+        "which overrides the defaults.",
+    )
+    p.add_argument("--config", type=Path, help="TOML file with a [server] table of settings")
+    p.add_argument("--data", type=Path, help="data directory (default ./data)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="public TLS port: reads and verification (50051)")
+    p.add_argument("--mtls-port", type=int, help="mutual-TLS port: departments, admins (50052)")
+    p.add_argument("--region", help="GB/T 2260 region code bootstrapped on first run (310000)")
+    p.add_argument("--region-name", help="region name for the bootstrapped root CA")
+    p.add_argument("--max-message-bytes", type=int, help="largest request/response (64 MiB)")
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (INFO)")
+    p.set_defaults(run=_cmd_serve)
     ledger = top.add_parser("ledger", help="work with a ledger in a data directory")
     sub = ledger.add_subparsers(dest="action", required=True)
 
@@ -271,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InvalidRequestError, FileNotFoundError, IsADirectoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (LedgerError, KeyStoreError) as exc:
+    except (LedgerError, KeyStoreError, ConfigError, PkiError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     return code

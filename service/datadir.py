@@ -52,9 +52,12 @@ class DataDir:
     def exists(self) -> bool:
         return (self.ledger_path / "CURRENT").exists()
 
+    def passphrase(self) -> bytes:
+        """The passphrase protecting this directory's private keys."""
+        return load_or_create_passphrase(self.keys_path / "passphrase")
+
     def key_store(self) -> FileKeyStore:
-        passphrase = load_or_create_passphrase(self.keys_path / "passphrase")
-        return FileKeyStore(self.keys_path, passphrase)
+        return FileKeyStore(self.keys_path, self.passphrase())
 
     def _signer(self, origin: str | None = None) -> Ed25519NoteSigner:
         store = self.key_store()

@@ -10,11 +10,13 @@ import pytest
 from service.datadir import DataDir, default_origin
 from signer.keystore import PASSPHRASE_ENV
 
+TEST_PASSPHRASE = "test passphrase, not a secret"  # noqa: S105
+
 
 @pytest.fixture(autouse=True)
 def _key_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests must not depend on the developer's environment.
-    monkeypatch.setenv(PASSPHRASE_ENV, "test passphrase, not a secret")
+    monkeypatch.setenv(PASSPHRASE_ENV, TEST_PASSPHRASE)
 
 
 def entry(i: int) -> bytes:

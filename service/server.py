@@ -1,0 +1,177 @@
+"""`licence-ledger serve`: the grpc.aio server of one region.
+
+Two listeners share one server: the public port speaks TLS without asking for a
+client certificate (verification and ledger reads), the mutual-TLS port requires one
+(departments and admins). grpc-python cannot *optionally* request a client
+certificate, and two ports also let operators firewall them differently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ledger import Ledger
+from licenceledger.federation.v1 import federation_service_pb2
+from licenceledger.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
+from licenceledger.licence.v1 import licence_service_pb2
+from licenceledger.registry.v1 import registry_service_pb2
+from licenceledger.seal.v1 import seal_service_pb2
+from licenceledger.verification.v1 import verification_service_pb2
+from service.authz import RegionAuthorizer
+from service.bootstrap import Region, bootstrap, is_bootstrapped, load_region
+from service.config import ServerSettings
+from service.datadir import DataDir
+from service.errors import unimplemented
+from service.guard import GuardInterceptor
+from service.ledger_api import LedgerServicer
+
+log = logging.getLogger("licence_ledger.server")
+
+LEDGER = ledger_service_pb2.DESCRIPTOR.services_by_name["LedgerService"]
+# Services whose behaviour arrives in later work, with the capability they will provide.
+PLANNED: tuple[tuple[ServiceDescriptor, str], ...] = (
+    (registry_service_pb2.DESCRIPTOR.services_by_name["RegistryService"], "the registry"),
+    (licence_service_pb2.DESCRIPTOR.services_by_name["LicenceService"], "licence issuance"),
+    (seal_service_pb2.DESCRIPTOR.services_by_name["SealService"], "electronic seals"),
+    (
+        verification_service_pb2.DESCRIPTOR.services_by_name["VerificationService"],
+        "verification",
+    ),
+    (
+        federation_service_pb2.DESCRIPTOR.services_by_name["FederationService"],
+        "cross-region recognition",
+    ),
+)
+
+
+def _planned_handler(service: ServiceDescriptor, capability: str) -> grpc.GenericRpcHandler:
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    for method in service.methods:
+        request_type = message_factory.GetMessageClass(method.input_type)
+        response_type = message_factory.GetMessageClass(method.output_type)
+        label = f"{capability} ({method.name})"
+
+        async def refuse(request: Any, context: Any, label: str = label) -> Any:
+            raise unimplemented(label)
+
+        make: Callable[..., grpc.RpcMethodHandler[Any, Any]] = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = make(
+            refuse,
+            request_deserializer=request_type.FromString,
+            response_serializer=response_type.SerializeToString,
+        )
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+class RegionServer:
+    """The running server: start, wait for a signal, stop gracefully."""
+
+    def __init__(self, settings: ServerSettings, region: Region, ledger: Ledger) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        options = [
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+        ]
+        self.server = grpc.aio.server(
+            interceptors=[GuardInterceptor(RegionAuthorizer(region.ca.certificate))],
+            options=options,
+        )
+        ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server(
+            LedgerServicer(ledger), self.server
+        )
+        self.server.add_generic_rpc_handlers(
+            tuple(_planned_handler(s, capability) for s, capability in PLANNED)
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        names = [LEDGER.full_name, *(s.full_name for s, _ in PLANNED)]
+        reflection.enable_server_reflection(
+            [
+                *names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            self.server,
+        )
+        self._service_names = names
+        identity = [(region.server_key_pem, region.server_certificate_pem)]
+        self.port = self.server.add_secure_port(
+            settings.address, grpc.ssl_server_credentials(identity)
+        )
+        self.mtls_port = self.server.add_secure_port(
+            settings.mtls_address,
+            grpc.ssl_server_credentials(
+                identity, root_certificates=region.ca_pem, require_client_auth=True
+            ),
+        )
+
+    async def start(self) -> None:
+        await self.server.start()
+        for name in ("", LEDGER.full_name):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        for name in self._service_names[1:]:
+            # Reachable, but every call answers UNIMPLEMENTED until the capability lands.
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    async def stop(self) -> None:
+        """Stop accepting calls, let in-flight ones finish, then flush the ledger."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.settings.shutdown_grace_seconds)
+        await self.ledger.aclose()
+
+
+def prepare(settings: ServerSettings, out: Callable[[str], None]) -> tuple[Region, Ledger]:
+    """Bootstrap on first run, then load the region and open the ledger."""
+    data = DataDir(settings.data_dir)
+    if not is_bootstrapped(data):
+        made = bootstrap(data, settings.region, settings.region_name)
+        out(f"first run: bootstrapped development region {settings.region} in {data.root}")
+        for line in made:
+            out(f"  {line}")
+    return load_region(data), data.open()
+
+
+async def run(settings: ServerSettings, out: Callable[[str], None]) -> None:
+    region, ledger = prepare(settings, out)
+    server = RegionServer(settings, region, ledger)
+    await server.start()
+    root = settings.data_dir
+    out(
+        f"licence-ledger serving region {region.code}: public TLS on {settings.host}:"
+        f"{server.port}, mutual TLS on {settings.host}:{server.mtls_port}"
+    )
+    out(f"  trust {root}/pki/region-ca.pem; admin identity {root}/pki/admin.pem")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    out("shutting down: finishing in-flight calls")
+    await server.stop()
+    out("stopped")
+
+
+def serve(settings: ServerSettings) -> int:
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr)
+
+    def out(line: str) -> None:
+        print(line, flush=True)
+
+    asyncio.run(run(settings, out))
+    return 0
