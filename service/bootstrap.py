@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
+from google.protobuf.timestamp_pb2 import Timestamp
 
+from licenceledger.record.v1 import record_pb2
 from service.datadir import DataDir, default_origin
 from signer import pki
 from signer.keystore import load_encrypted_pkcs8, write_encrypted_pkcs8
@@ -75,8 +77,41 @@ def _pem_unencrypted(key: pki.SigningKey) -> bytes:
     )
 
 
-def bootstrap(data: DataDir, region_code: str, region_name: str) -> list[str]:
-    """Create the development region in `data`; returns what was made, for people."""
+def _records(
+    ca: pki.RegionCA, vkey: str, issued: list[tuple[str, str, pki.IssuedCertificate]]
+) -> list[bytes]:
+    now = Timestamp()
+    now.GetCurrentTime()
+    root = record_pb2.LedgerRecord(
+        recorded_at=now,
+        actor="system",
+        region_bootstrapped=record_pb2.RegionBootstrapped(
+            region_code=ca.region_code,
+            region_name=ca.name,
+            root_certificate_der=ca.certificate.public_bytes(serialization.Encoding.DER),
+            checkpoint_verifier_key=vkey,
+        ),
+    )
+    certificates = [
+        record_pb2.LedgerRecord(
+            recorded_at=now,
+            actor="system",
+            certificate_issued=record_pb2.CertificateIssued(
+                purpose=purpose,
+                subject_id=subject,
+                certificate_der=cert.certificate.public_bytes(serialization.Encoding.DER),
+            ),
+        )
+        for purpose, subject, cert in issued
+    ]
+    return [r.SerializeToString() for r in (root, *certificates)]
+
+
+async def bootstrap(data: DataDir, region_code: str, region_name: str) -> list[str]:
+    """Create the development region in `data`; returns what was made, for people.
+
+    Its registrations become the ledger's first entries (after any already there).
+    """
     files = RegionFiles(data)
     passphrase = data.passphrase()
     ca = pki.create_region_ca(region_code, region_name)
@@ -91,11 +126,20 @@ def bootstrap(data: DataDir, region_code: str, region_name: str) -> list[str]:
         (files.key("admin"), admin.key),
     ):
         write_encrypted_pkcs8(path, key, passphrase)
-    files.ca_cert.write_bytes(pki.certificate_pem(ca.certificate))
     files.server_cert.write_bytes(server.certificate_chain_pem())
     files.admin_cert.write_bytes(admin.certificate_chain_pem())
-    if not data.exists():
-        data.create(default_origin(region_code)).close()
+    ledger = data.open() if data.exists() else data.create(default_origin(region_code))
+    records = _records(
+        ca,
+        ledger.verifier.vkey(),
+        [("server", SERVER_HOSTNAMES[0], server), ("admin", ADMIN_ID, admin)],
+    )
+    try:
+        await ledger.append_many(records)
+    finally:
+        await ledger.aclose()
+    # Written last: its presence is what marks the bootstrap as complete.
+    files.ca_cert.write_bytes(pki.certificate_pem(ca.certificate))
     return [
         f"region root CA    {files.ca_cert}",
         f"server TLS cert   {files.server_cert}",

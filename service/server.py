@@ -136,11 +136,11 @@ class RegionServer:
         await self.ledger.aclose()
 
 
-def prepare(settings: ServerSettings, out: Callable[[str], None]) -> tuple[Region, Ledger]:
+async def prepare(settings: ServerSettings, out: Callable[[str], None]) -> tuple[Region, Ledger]:
     """Bootstrap on first run, then load the region and open the ledger."""
     data = DataDir(settings.data_dir)
     if not is_bootstrapped(data):
-        made = bootstrap(data, settings.region, settings.region_name)
+        made = await bootstrap(data, settings.region, settings.region_name)
         out(f"first run: bootstrapped development region {settings.region} in {data.root}")
         for line in made:
             out(f"  {line}")
@@ -148,7 +148,7 @@ def prepare(settings: ServerSettings, out: Callable[[str], None]) -> tuple[Regio
 
 
 async def run(settings: ServerSettings, out: Callable[[str], None]) -> None:
-    region, ledger = prepare(settings, out)
+    region, ledger = await prepare(settings, out)
     server = RegionServer(settings, region, ledger)
     await server.start()
     root = settings.data_dir

@@ -32,6 +32,7 @@ from ledger import (
 from ledger.note import Ed25519NoteVerifier
 from licenceledger.ledger.v1 import ledger_service_pb2 as pb
 from licenceledger.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
+from licenceledger.record.v1 import record_pb2
 from service.authz import RULES, Role
 from service.bootstrap import RegionFiles, client_credentials_pem
 from service.datadir import DataDir
@@ -170,10 +171,24 @@ def test_ledger_reads_verify_client_side(server: Server) -> None:
             assert head.verifier_key == server.data.vkey_path.read_text().strip()
             signed = open_checkpoint(head.checkpoint.note, verifier)
             size, root = signed.checkpoint.size, signed.checkpoint.root_hash
-            assert size >= PRELOADED
+            assert size == PRELOADED + 3  # the preloaded entries, then the bootstrap's
 
-            listed = await stub.ListEntries(pb.ListEntriesRequest(start=0, count=PRELOADED))
-            assert [e.entry for e in listed.entries] == [entry(i) for i in range(PRELOADED)]
+            listed = await stub.ListEntries(pb.ListEntriesRequest(start=0, count=size))
+            assert [e.entry for e in listed.entries[:PRELOADED]] == [
+                entry(i) for i in range(PRELOADED)
+            ]
+            # The bootstrap's registrations follow, as decodable ledger records.
+            records = [
+                record_pb2.LedgerRecord.FromString(e.entry) for e in listed.entries[PRELOADED:]
+            ]
+            assert [r.WhichOneof("change") for r in records] == [
+                "region_bootstrapped",
+                "certificate_issued",
+                "certificate_issued",
+            ]
+            assert records[0].region_bootstrapped.region_code == "310000"
+            assert records[0].region_bootstrapped.checkpoint_verifier_key == head.verifier_key
+            assert [r.certificate_issued.purpose for r in records[1:]] == ["server", "admin"]
             for index in (0, 1, 255, PRELOADED - 1):
                 by_index = await stub.GetInclusionProof(
                     pb.GetInclusionProofRequest(leaf_index=index)
@@ -189,7 +204,7 @@ def test_ledger_reads_verify_client_side(server: Server) -> None:
                 pb.GetInclusionProofRequest(leaf_index=3, tree_size=100)
             )
             assert old.tree_size == 100
-            assert size == PRELOADED  # every leaf is listed above: old roots can be computed
+            # Every leaf is listed above, so old roots can be computed independently.
             hashes = [e.leaf_hash for e in listed.entries]
             assert _root(hashes) == root
             for old_size in (1, 100, 256, 257, size):
@@ -198,9 +213,9 @@ def test_ledger_reads_verify_client_side(server: Server) -> None:
                 )
                 verify_consistency(old_size, size, proof.path, _root(hashes[:old_size]), root)
 
-            stream = stub.WatchEntries(pb.WatchEntriesRequest(start_index=PRELOADED - 3))
+            stream = stub.WatchEntries(pb.WatchEntriesRequest(start_index=size - 3))
             first = await stream.read()
-            assert [e.index for e in first.entries] == [PRELOADED - 3, PRELOADED - 2, PRELOADED - 1]
+            assert [e.index for e in first.entries] == [size - 3, size - 2, size - 1]
             caught_up = await stream.read()
             assert caught_up.checkpoint.tree_size == size
             stream.cancel()
