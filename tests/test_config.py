@@ -1,0 +1,52 @@
+"""Server settings: defaults, a TOML [server] table, then flags; mistakes are errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.config import ConfigError, ServerSettings, load_settings
+
+
+def test_defaults_run_a_development_region() -> None:
+    settings = load_settings(None, {})
+    assert settings == ServerSettings()
+    assert (settings.data_dir, settings.port, settings.mtls_port) == (Path("data"), 50051, 50052)
+    assert settings.region == "310000"
+    assert settings.max_message_bytes == 64 << 20
+
+
+def test_file_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text('[server]\nport = 6000\ndata_dir = "/srv/ledger"\nregion = "110000"\n')
+    settings = load_settings(config, {"port": 7000, "host": None})
+    assert settings.port == 7000  # the flag wins
+    assert settings.data_dir == Path("/srv/ledger")  # from the file
+    assert settings.region == "110000"
+    assert settings.host == "127.0.0.1"  # an unset flag leaves the default
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\nprot = 1\n", "unknown setting"),
+        ('[server]\nport = "50051"\n', "must be of type"),
+        ("[server]\nport = true\n", "must be of type"),
+        ('[server]\nregion = "31000"\n', "6-digit"),
+        ("[server]\nport = 70000\n", "out of range"),
+        ("[server]\nmax_message_bytes = 1000\n", "at least 1 MiB"),
+        ("[other]\nport = 1\n", "one [server] table"),
+        ("[server\n", "cannot read"),
+    ],
+)
+def test_mistakes_are_errors(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        load_settings(config, {})
+
+
+def test_ipv6_host_is_bracketed() -> None:
+    settings = ServerSettings(host="::1", port=1, mtls_port=2)
+    assert (settings.address, settings.mtls_address) == ("[::1]:1", "[::1]:2")
