@@ -10,6 +10,7 @@ from bench import primitives
 from bench.appends import measure_appends
 from bench.proofs import MULTIGET_KEYS, SIZES, TEN_MILLION, ProofPoint, measure_proofs
 from bench.report import Extra, Figure, Selection, console
+from bench.rpc import IN_FLIGHT, measure_rpc
 
 APPEND_GOAL = 20_000.0  # appends/s
 PROOF_GOAL_US = 200.0
@@ -20,6 +21,8 @@ SYNCED_COMMITS = "rocksdict.synced_commits_per_s"
 APPENDS = "ledger.append_durable_per_s"
 SYNCED_BATCH = "rocksdict.synced_writebatch_keys_per_s"
 MULTIGET = "rocksdict.multiget_us"
+RPC = "rpc.ledger_get_checkpoint_per_s"
+ECHO = "grpc.aio_echo_per_s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +159,20 @@ def run_proofs(opts: Options, selection: Selection) -> list[Figure]:
     return [f for point in results for f in _proof_figures(point, results[0])]
 
 
+def run_rpc(opts: Options) -> list[Figure]:
+    console.rule(RPC)
+    ledger_rate, echo_rate = asyncio.run(measure_rpc(opts.scratch / "rpc", opts.seconds))
+    extra: Extra = {"in_flight": IN_FLIGHT, "transport": "TLS 1.3, loopback, one process"}
+    return [
+        Figure(RPC, ledger_rate, "calls/s", ECHO, echo_rate, "calls/s", True, extra),
+        Figure.primitive(ECHO, echo_rate, "calls/s", higher_is_better=True, extra=extra),
+    ]
+
+
 def figure_names(ten_million: bool) -> list[str]:
     sizes = [*SIZES, TEN_MILLION] if ten_million else list(SIZES)
     proofs = [name for label, _ in sizes for name in proof_names(label)]
-    return [ED25519, SYNCED_COMMITS, APPENDS, SYNCED_BATCH, *proofs]
+    return [ED25519, SYNCED_COMMITS, APPENDS, SYNCED_BATCH, RPC, ECHO, *proofs]
 
 
 def run_all(opts: Options, selection: Selection) -> None:
@@ -169,4 +182,6 @@ def run_all(opts: Options, selection: Selection) -> None:
         selection.emit(run_synced_commits(opts))
     if selection.wants(APPENDS, SYNCED_BATCH):
         selection.emit(run_appends(opts))
+    if selection.wants(RPC, ECHO):
+        selection.emit(run_rpc(opts))
     selection.emit(run_proofs(opts, selection))
