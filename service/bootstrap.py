@@ -68,7 +68,7 @@ class Region:
         return pki.certificate_pem(self.ca.certificate)
 
 
-def _pem_unencrypted(key: pki.SigningKey) -> bytes:
+def unencrypted_pem(key: pki.SigningKey) -> bytes:
     # Only ever handed to gRPC in memory; never written anywhere.
     return key.private_bytes(
         serialization.Encoding.PEM,
@@ -162,7 +162,7 @@ def load_region(data: DataDir) -> Region:
         code=ca.region_code,
         ca=ca,
         server_certificate_pem=files.server_cert.read_bytes(),
-        server_key_pem=_pem_unencrypted(server_key),
+        server_key_pem=unencrypted_pem(server_key),
     )
 
 
@@ -170,4 +170,4 @@ def client_credentials_pem(data: DataDir, name: str) -> tuple[bytes, bytes]:
     """(key PEM, certificate chain PEM) of a client identity kept in `data`, for tools."""
     files = RegionFiles(data)
     key = load_encrypted_pkcs8(files.key(name), data.passphrase())
-    return _pem_unencrypted(key), (files.pki_dir / f"{name}.pem").read_bytes()
+    return unencrypted_pem(key), (files.pki_dir / f"{name}.pem").read_bytes()

@@ -52,10 +52,6 @@ def not_found(message: str, reason: str = "NOT_FOUND") -> ServiceError:
     return ServiceError(message, reason, grpc.StatusCode.NOT_FOUND)
 
 
-def already_exists(message: str, reason: str = "ALREADY_EXISTS") -> ServiceError:
-    return ServiceError(message, reason, grpc.StatusCode.ALREADY_EXISTS)
-
-
 def permission_denied(message: str, reason: str = "PERMISSION_DENIED") -> ServiceError:
     return ServiceError(message, reason, grpc.StatusCode.PERMISSION_DENIED)
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import grpc
 import pytest
-from cryptography.hazmat.primitives import serialization
 from google.protobuf import message_factory
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -34,7 +33,7 @@ from licenceledger.ledger.v1 import ledger_service_pb2 as pb
 from licenceledger.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from licenceledger.record.v1 import record_pb2
 from service.authz import RULES, Role
-from service.bootstrap import RegionFiles, client_credentials_pem
+from service.bootstrap import RegionFiles, client_credentials_pem, unencrypted_pem
 from service.datadir import DataDir
 from service.server import LEDGER, PLANNED
 from signer import pki
@@ -122,10 +121,7 @@ def _department_identity(data: DataDir) -> tuple[bytes, bytes]:
         ca, pki.Role.DEPARTMENT, DEPARTMENT_CODE, "市场监督管理局"
     )
     assert issued.key is not None
-    key = issued.key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return key, issued.certificate_chain_pem()
+    return unencrypted_pem(issued.key), issued.certificate_chain_pem()
 
 
 def _root(leaf_hashes: list[bytes]) -> bytes:
@@ -348,14 +344,7 @@ def test_mutual_tls_port_refuses_callers_without_a_region_certificate(server: Se
     foreign_ca = pki.create_region_ca("310000", "Forged Region")
     forged = pki.issue_client_certificate(foreign_ca, pki.Role.ADMIN, "intruder", "Intruder")
     assert forged.key is not None
-    forged_identity = (
-        forged.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-        forged.certificate_chain_pem(),
-    )
+    forged_identity = (unencrypted_pem(forged.key), forged.certificate_chain_pem())
     ca = RegionFiles(server.data).ca_cert.read_bytes()
 
     async def attempt(creds: grpc.ChannelCredentials) -> grpc.StatusCode:
