@@ -20,11 +20,11 @@ from ledger.audit import AuditReport, Progress, audit
 from ledger.bundle import ProofBundle
 from ledger.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, sign_checkpoint
 from ledger.hashing import EMPTY_ROOT, Leaf, leaf_hash, node_hash
-from ledger.log import CheckpointSigner, Ledger, LedgerSettings
+from ledger.log import CheckpointSigner, Ledger, LedgerSettings, Submission
 from ledger.note import Ed25519NoteSigner, Ed25519NoteVerifier
 from ledger.proof import ConsistencyProof, InclusionProof, verify_consistency, verify_inclusion
 from ledger.reader import LedgerReader
-from ledger.storage import MemoryStorage, Storage
+from ledger.storage import IndexWrite, MemoryStorage, Storage
 
 
 def create_ledger(
@@ -79,6 +79,7 @@ __all__ = [
     "Ed25519NoteSigner",
     "Ed25519NoteVerifier",
     "InclusionProof",
+    "IndexWrite",
     "Leaf",
     "Ledger",
     "LedgerReader",
@@ -88,6 +89,7 @@ __all__ = [
     "RocksDBStorage",
     "SignedCheckpoint",
     "Storage",
+    "Submission",
     "audit",
     "audit_storage",
     "create_ledger",

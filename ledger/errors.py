@@ -58,3 +58,7 @@ class LedgerCorruptError(StorageError):
 
 class LedgerClosedError(StorageError):
     """The ledger was closed, or stopped accepting writes after a failed commit."""
+
+
+class LedgerBusyError(LedgerError):
+    """The append queue is full; `Ledger.wait_for_room` returns when it is not."""

@@ -1,15 +1,18 @@
 """The append lifecycle of a ledger, start to finish, in one place.
 
-1. `append` checks the entry and queues it with a future (a bounded queue: when it
-   is full, callers wait — back-pressure instead of unbounded memory).
+1. `submit` checks the entries, assigns their indexes and queues them with a future
+   (a bounded queue: `append` waits for room when it is full — back-pressure instead
+   of unbounded memory). Index writes that go with the entries become visible to
+   `index_get` at once, so a caller can check-then-submit in one synchronous step
+   (no await between) and a second caller already sees the first one's claim.
 2. The single writer task takes everything queued, up to `max_batch_entries`
    (group commit: one fsync covers many callers).
 3. For each entry it builds the chained leaf ``prev_leaf_hash || entry``, hashes it
    and extends the in-memory frontier (the roots of the maximal complete subtrees),
    which yields exactly the new stored hashes of the dense layout — no reads needed.
 4. It signs a C2SP checkpoint for the new size and root.
-5. Leaves, stored hashes, the leaf-hash lookup and the checkpoint go to storage as
-   one atomic, synced commit, run in a worker thread so the event loop keeps
+5. Leaves, stored hashes, the leaf-hash lookup, the index writes and the checkpoint
+   go to storage as one atomic, synced commit, run in a worker thread so the event loop keeps
    queueing the next group meanwhile.
 6. Only then does the in-memory state advance and each caller learn its index.
    If the commit fails, every caller in it gets the error, nothing advances, and
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +37,7 @@ from ledger.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
 from ledger.errors import (
     InvalidEntryError,
     InvalidRequestError,
+    LedgerBusyError,
     LedgerClosedError,
     LedgerCorruptError,
     StorageError,
@@ -46,6 +51,7 @@ from ledger.storage import (
     META_FORMAT,
     META_ORIGIN,
     Commit,
+    IndexWrite,
     Storage,
 )
 
@@ -66,7 +72,17 @@ class LedgerSettings:
 
 @dataclass(slots=True)
 class _Pending:
+    first_index: int
     entries: Sequence[bytes]
+    index: Sequence[IndexWrite]
+    done: asyncio.Future[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """Entries accepted for appending: their index now, durability when `done` resolves."""
+
+    first_index: int
     done: asyncio.Future[int]
 
 
@@ -85,7 +101,14 @@ class Ledger(LedgerReader):
             )
         self._signer = signer
         self._frontier, self._last_leaf_hash = _load_frontier(storage, self._checkpoint)
-        self._queue: asyncio.Queue[_Pending] | None = None
+        self._next_index = self.size
+        # Index writes of accepted appends that are not durable yet: key -> (value, owner's
+        # first index). The owner check keeps a newer claim when an older one lands.
+        self._overlay: dict[bytes, tuple[bytes | None, int]] = {}
+        self._queue: deque[_Pending] = deque()
+        self._wakeup = asyncio.Event()
+        self._space = asyncio.Event()
+        self._space.set()
         self._writer: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._failure: Exception | None = None
@@ -130,12 +153,85 @@ class Ledger(LedgerReader):
 
     # -- appending --------------------------------------------------------------
 
-    async def append(self, entry: bytes) -> int:
+    async def append(self, entry: bytes, index: Sequence[IndexWrite] = ()) -> int:
         """Append one entry; returns its index once it is durable."""
-        return await self.append_many((entry,))
+        return await self.append_many((entry,), index)
 
-    async def append_many(self, entries: Sequence[bytes]) -> int:
+    async def append_many(self, entries: Sequence[bytes], index: Sequence[IndexWrite] = ()) -> int:
         """Append entries as one unit (same commit); returns the first index."""
+        self._check_entries(entries)
+        self._start_writer()
+        # Admitted from here on: aclose() waits for this append even while it still
+        # waits for room in the queue.
+        self._admit()
+        try:
+            while len(self._queue) >= self.settings.max_queued_appends:
+                self._space.clear()
+                await self._space.wait()
+                self._check_no_failure()
+        except BaseException:  # cancelled (or failed) while waiting for room: never queued
+            self._settled()
+            raise
+        return await self._enqueue(entries, index).done
+
+    def submit(self, entries: Sequence[bytes], index: Sequence[IndexWrite] = ()) -> Submission:
+        """Accept entries (and index writes committed with them) without waiting.
+
+        Raises `LedgerBusyError` when the queue is full: await `wait_for_room` first.
+        The entries get consecutive indexes from `next_index`; await `done` for
+        durability (it raises if the commit fails, and then nothing was written).
+        """
+        self._check_entries(entries)
+        self._start_writer()
+        if len(self._queue) >= self.settings.max_queued_appends:
+            raise LedgerBusyError("the append queue is full; wait for room")
+        self._admit()
+        return self._enqueue(entries, index)
+
+    def _admit(self) -> None:
+        self._inflight += 1
+        self._idle.clear()
+
+    def _enqueue(self, entries: Sequence[bytes], index: Sequence[IndexWrite]) -> Submission:
+        first = self._next_index
+        self._next_index += len(entries)
+        for key, value in index:
+            self._overlay[key] = (value, first)
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(first, entries, index, done))
+        self._wakeup.set()
+        return Submission(first, done)
+
+    async def wait_for_room(self) -> None:
+        """Return once `submit` can accept (raises if the ledger is closed)."""
+        while True:
+            self._start_writer()
+            if len(self._queue) < self.settings.max_queued_appends:
+                return
+            self._space.clear()
+            await self._space.wait()
+
+    @property
+    def next_index(self) -> int:
+        """The index the next submitted entry will get."""
+        return self._next_index
+
+    def index_get(self, key: bytes) -> bytes | None:
+        """An index value, including writes of accepted appends not yet durable."""
+        if (pending := self._overlay.get(key)) is not None:
+            return pending[0]
+        return super().index_get(key)
+
+    def index_get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        stored = super().index_get_many(keys)
+        overlay = self._overlay
+        if not overlay:
+            return stored
+        return [
+            overlay[k][0] if k in overlay else value for k, value in zip(keys, stored, strict=True)
+        ]
+
+    def _check_entries(self, entries: Sequence[bytes]) -> None:
         if not entries:
             raise InvalidEntryError("nothing to append")
         for entry in entries:
@@ -145,16 +241,6 @@ class Ledger(LedgerReader):
                 f"{len(entries)} entries exceed the limit of "
                 f"{self.settings.max_batch_entries} per call"
             )
-        queue = self._start_writer()
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._inflight += 1
-        self._idle.clear()
-        try:
-            await queue.put(_Pending(entries, done))
-        except BaseException:  # cancelled while waiting for room: never queued
-            self._settled()
-            raise
-        return await done
 
     def check_entry(self, entry: bytes) -> None:
         if not isinstance(entry, bytes):
@@ -166,16 +252,17 @@ class Ledger(LedgerReader):
                 f"entry of {len(entry)} bytes exceeds the limit of {self.settings.max_entry_bytes}"
             )
 
-    def _start_writer(self) -> asyncio.Queue[_Pending]:
-        if self._closed or self._failure is not None:
-            raise LedgerClosedError(
-                "ledger is closed" if self._failure is None else _after_failure(self._failure)
-            )
-        if self._queue is None:
-            self._queue = asyncio.Queue(self.settings.max_queued_appends)
+    def _check_no_failure(self) -> None:
+        if self._failure is not None:
+            raise LedgerClosedError(_after_failure(self._failure))
+
+    def _start_writer(self) -> None:
+        self._check_no_failure()
+        if self._closed:
+            raise LedgerClosedError("ledger is closed")
+        if self._writer is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger-commit")
             self._writer = asyncio.get_running_loop().create_task(self._write_loop())
-        return self._queue
 
     def _settled(self) -> None:
         # Every accepted append is settled exactly once; aclose waits for the count to drain.
@@ -192,15 +279,18 @@ class Ledger(LedgerReader):
         self._settled()
 
     async def _write_loop(self) -> None:
-        assert self._queue is not None  # noqa: S101 — set before the task starts
         queue, limit = self._queue, self.settings.max_batch_entries
         while True:
-            group = [await queue.get()]
+            while not queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            group = [queue.popleft()]
             count = len(group[0].entries)
-            while count < limit and not queue.empty():
-                item = queue.get_nowait()
+            while count < limit and queue:
+                item = queue.popleft()
                 group.append(item)
                 count += len(item.entries)
+            self._space.set()
             await self._commit_group(group)
 
     async def _commit_group(self, group: list[_Pending]) -> None:
@@ -214,7 +304,13 @@ class Ledger(LedgerReader):
         leaves: list[bytes] = []
         leaf_hashes: list[bytes] = []
         hashes: list[bytes] = []
+        index: list[IndexWrite] = []
         for pending in group:
+            if pending.first_index != size + len(leaves):  # submit and writer disagree: a bug
+                raise LedgerCorruptError(
+                    f"queued entry has index {pending.first_index}, expected {size + len(leaves)}"
+                )
+            index.extend(pending.index)
             for entry in pending.entries:
                 leaf = prev + entry
                 h = prev = leaf_hash(leaf)
@@ -236,6 +332,7 @@ class Ledger(LedgerReader):
             tlog.stored_hash_count(size),
             hashes,
             meta={META_CHECKPOINT: signed.to_bytes()},
+            index=index,
         )
         try:
             await asyncio.get_running_loop().run_in_executor(
@@ -243,14 +340,18 @@ class Ledger(LedgerReader):
             )
         except Exception as exc:
             self._failure = exc
+            self._overlay.clear()  # nothing more will be committed; show only what is
             for pending in group:
                 self._resolve(pending, None, StorageError(f"append failed: {exc}"))
             return
         self._frontier, self._last_leaf_hash, self._checkpoint = frontier, prev, signed
-        index = size
+        overlay = self._overlay
         for pending in group:
-            self._resolve(pending, index, None)
-            index += len(pending.entries)
+            for key, _ in pending.index:
+                claim = overlay.get(key)
+                if claim is not None and claim[1] == pending.first_index:
+                    del overlay[key]
+            self._resolve(pending, pending.first_index, None)
         async with self._grown:
             self._grown.notify_all()
 

@@ -8,6 +8,8 @@ and the writer's own reads behave alike.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+
 from ledger._internal import tlog
 from ledger.bundle import ProofBundle
 from ledger.checkpoint import SignedCheckpoint, open_checkpoint
@@ -58,6 +60,17 @@ class LedgerReader:
 
     def close(self) -> None:
         self._storage.close()
+
+    def index_get(self, key: bytes) -> bytes | None:
+        """A value of the user's index (committed state)."""
+        return self._storage.read_index((key,))[0]
+
+    def index_get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        return self._storage.read_index(keys)
+
+    def index_scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Committed index pairs with start <= key < end, in key order."""
+        return self._storage.scan_index(start, end)
 
     def leaves(self, start: int, end: int) -> list[Leaf]:
         """Committed leaves [start, end), at most `max_read_range` of them."""

@@ -1,8 +1,10 @@
 """The narrow interface between the ledger and where its bytes live.
 
-A backend stores four things: leaves by index, stored hashes by index (the dense
-layout of `ledger._internal.tlog`), a leaf-hash → index lookup, and a few metadata
-values (origin, checkpoint key, latest signed checkpoint). It knows nothing of
+A backend stores five things: leaves by index, stored hashes by index (the dense
+layout of `ledger._internal.tlog`), a leaf-hash → index lookup, a few metadata
+values (origin, checkpoint key, latest signed checkpoint) and the *index*: opaque
+key/value pairs that the ledger's user derives from its entries (e.g. "licences of
+this holder"), so they are durable exactly when the entries are. It knows nothing of
 trees: the ledger hands it a `Commit` and the backend makes it durable atomically,
 all of it or none of it.
 
@@ -34,6 +36,11 @@ class Commit:
     first_hash: int
     hashes: list[bytes]
     meta: dict[str, bytes] = field(default_factory=dict)
+    # Index writes in order; a value of None deletes the key.
+    index: list[tuple[bytes, bytes | None]] = field(default_factory=list)
+
+
+IndexWrite = tuple[bytes, bytes | None]
 
 
 class Storage(Protocol):
@@ -67,6 +74,18 @@ class Storage(Protocol):
         """Every (leaf hash, index) lookup entry (for audit)."""
         ...
 
+    def read_index(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        """Index values at `keys`, in order (None where absent)."""
+        ...
+
+    def scan_index(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Index pairs with start <= key < end, in key order."""
+        ...
+
+    def replace_index(self, pairs: Iterator[tuple[bytes, bytes]]) -> None:
+        """Drop the whole index and store `pairs` instead (for rebuilding it offline)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -82,6 +101,7 @@ class MemoryStorage:
         self._hashes: list[bytes] = []
         self._leaf_index: dict[bytes, int] = {}
         self._meta: dict[str, bytes] = {}
+        self._index: dict[bytes, bytes] = {}
         self._closed = False
 
     def _check_open(self) -> None:
@@ -118,6 +138,11 @@ class MemoryStorage:
         for offset, h in enumerate(commit.leaf_hashes):
             self._leaf_index[h] = commit.first_leaf + offset
         self._meta.update(commit.meta)
+        for key, value in commit.index:
+            if value is None:
+                self._index.pop(key, None)
+            else:
+                self._index[key] = value
 
     def scan_leaves(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
         self._check_open()
@@ -130,6 +155,19 @@ class MemoryStorage:
     def scan_leaf_index(self) -> Iterator[tuple[bytes, int]]:
         self._check_open()
         yield from self._leaf_index.items()
+
+    def read_index(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        self._check_open()
+        return [self._index.get(k) for k in keys]
+
+    def scan_index(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        self._check_open()
+        for key in sorted(k for k in self._index if start <= k < end):
+            yield key, self._index[key]
+
+    def replace_index(self, pairs: Iterator[tuple[bytes, bytes]]) -> None:
+        self._check_open()
+        self._index = dict(pairs)
 
     def close(self) -> None:
         self._closed = True

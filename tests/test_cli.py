@@ -79,7 +79,7 @@ def test_audit_names_the_tampered_index_and_exits_non_zero(tmp_path: Path) -> No
     lines = b"".join(b"entry %d\n" % i for i in range(50))
     assert run("ledger", "append", str(data), stdin=lines).returncode == 0
 
-    families = {n: Options(raw_mode=True) for n in ("leaves", "hashes", "leaf_index")}
+    families = {n: Options(raw_mode=True) for n in ("leaves", "hashes", "leaf_index", "index")}
     db = Rdict(str(data / "ledger"), options=Options(raw_mode=True), column_families=families)
     leaves = db.get_column_family("leaves")
     key = (31).to_bytes(8, "big")

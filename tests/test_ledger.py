@@ -31,8 +31,10 @@ from ledger import (
     LedgerSettings,
     MemoryStorage,
     ProofBundle,
+    RocksDBStorage,
     audit_storage,
     create_ledger,
+    errors,
     open_checkpoint,
     open_ledger,
     open_reader,
@@ -718,3 +720,107 @@ def test_single_character_edits_of_a_bundle_fail(
     assume(bad != text)
     with pytest.raises(VerificationError):
         ProofBundle.from_text(bad, bundle_ledger.verifier, origin=ORIGIN).verify(entry(5))
+
+
+# --- the user's index, committed with the entries ---------------------------------------
+
+
+def test_index_writes_are_committed_with_their_entries(tmp_path: Path) -> None:
+    path = tmp_path / "ledger"
+
+    async def main() -> None:
+        ledger = create_ledger(path, ORIGIN, SIGNER)
+        await ledger.append(entry(0), [(b"k/a", b"0"), (b"k/b", b"0")])
+        await ledger.append_many([entry(1), entry(2)], [(b"k/a", b"1"), (b"k/b", None)])
+        await ledger.append(entry(3), [(b"other", b"x")])
+        assert ledger.index_get(b"k/a") == b"1"
+        assert ledger.index_get(b"k/b") is None
+        await ledger.aclose()
+
+    run(main)
+    reader = open_reader(path)
+    try:
+        assert reader.index_get_many([b"k/a", b"k/b", b"other"]) == [b"1", None, b"x"]
+        assert list(reader.index_scan(b"k/", b"k0")) == [(b"k/a", b"1")]
+        assert list(reader.index_scan(b"", b"\xff")) == [(b"k/a", b"1"), (b"other", b"x")]
+    finally:
+        reader.close()
+
+
+def test_submit_assigns_indexes_and_shows_claims_before_they_are_durable() -> None:
+    storage = MemoryStorage()
+
+    async def main() -> None:
+        ledger = Ledger.create(storage, ORIGIN, SIGNER)
+        # No await until `first.done`: the writer has not run, so nothing is durable.
+        first = ledger.submit([entry(0)], [(b"claim", b"first")])
+        second = ledger.submit([entry(1), entry(2)], [(b"claim", b"second")])
+        assert (first.first_index, second.first_index, ledger.next_index) == (0, 1, 3)
+        # A check made now already sees the newest claim, though nothing is durable.
+        assert ledger.index_get(b"claim") == b"second"
+        assert storage.read_index([b"claim"]) == [None]
+        assert ledger.size == 0
+        assert await first.done == 0
+        # The older claim landed; the newer one is still what readers see.
+        assert ledger.index_get(b"claim") == b"second"
+        assert await second.done == 1
+        assert storage.read_index([b"claim"]) == [b"second"]
+        assert ledger.size == 3
+        await ledger.aclose()
+
+    run(main)
+
+
+def test_a_failed_commit_writes_no_index_and_forgets_pending_claims() -> None:
+    storage = _FailingStorage(fail_on=3)  # create, one good commit, then a bad one
+
+    async def main() -> None:
+        ledger = Ledger.create(storage, ORIGIN, SIGNER)
+        await ledger.append(entry(0), [(b"kept", b"yes")])
+        with pytest.raises(StorageError):
+            await ledger.append(entry(1), [(b"lost", b"no"), (b"kept", None)])
+        assert ledger.index_get(b"lost") is None
+        assert ledger.index_get(b"kept") == b"yes"
+        assert storage.read_index([b"lost", b"kept"]) == [None, b"yes"]
+        await ledger.aclose()
+
+    run(main)
+
+
+def test_submit_refuses_when_the_queue_is_full_and_wait_for_room_waits() -> None:
+    async def main() -> None:
+        ledger = Ledger.create(
+            MemoryStorage(), ORIGIN, SIGNER, LedgerSettings(max_queued_appends=2)
+        )
+        subs = [ledger.submit([entry(i)]) for i in range(2)]
+        with pytest.raises(errors.LedgerBusyError):
+            ledger.submit([entry(2)])
+        assert ledger.next_index == 2  # the refused one took no index
+        await ledger.wait_for_room()
+        third = ledger.submit([entry(2)])
+        assert [await s.done for s in (*subs, third)] == [0, 1, 2]
+        await ledger.aclose()
+        with pytest.raises(LedgerClosedError):
+            ledger.submit([entry(3)])
+
+    run(main)
+
+
+def test_replace_index_rebuilds_it_whole(tmp_path: Path) -> None:
+    path = tmp_path / "ledger"
+
+    async def main() -> None:
+        ledger = create_ledger(path, ORIGIN, SIGNER)
+        await ledger.append(entry(0), [(b"stale", b"1"), (b"keep", b"old")])
+        await ledger.aclose()
+
+    run(main)
+    storage = RocksDBStorage(path)
+    try:
+        storage.replace_index(
+            iter([(b"keep", b"new"), *((b"n%05d" % i, b"") for i in range(25_000))])
+        )
+        assert storage.read_index([b"stale", b"keep"]) == [None, b"new"]
+        assert sum(1 for _ in storage.scan_index(b"n", b"o")) == 25_000
+    finally:
+        storage.close()

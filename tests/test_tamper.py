@@ -21,7 +21,7 @@ from service.datadir import DataDir
 from tests.conftest import build_data_dir
 
 SIZE = 300
-_FAMILIES = ("leaves", "hashes", "leaf_index")
+_FAMILIES = ("leaves", "hashes", "leaf_index", "index")
 
 
 @contextmanager

@@ -2,9 +2,10 @@
 
 Column families keep each kind of record in its own key space so scans stay
 sequential: ``leaves`` and ``hashes`` under 8-byte big-endian indexes (so key order
-is index order), ``leaf_index`` from leaf hash to index, and ``default`` for
-metadata. A commit is one WriteBatch written with ``sync=True``: either all of it
-reaches the disk or none does, and it is on disk before `commit` returns.
+is index order), ``leaf_index`` from leaf hash to index, ``index`` for the user's
+derived index (opaque pairs), and ``default`` for metadata. A commit is one
+WriteBatch written with ``sync=True``: either all of it reaches the disk or none
+does, and it is on disk before `commit` returns.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ _U64 = struct.Struct(">Q")
 _CF_LEAVES = "leaves"
 _CF_HASHES = "hashes"
 _CF_LEAF_INDEX = "leaf_index"
+_CF_INDEX = "index"
+_FAMILIES = (_CF_LEAVES, _CF_HASHES, _CF_LEAF_INDEX, _CF_INDEX)
+_REPLACE_BATCH = 10_000
 # Memtables across all column families; bounds RSS however long the process runs.
 _WRITE_BUFFER_BYTES = 64 << 20
 _BLOCK_CACHE_BYTES = 64 << 20
@@ -80,13 +84,15 @@ class RocksDBStorage:
         cache = Cache(_BLOCK_CACHE_BYTES)
         opts = _options(cache)
         opts.create_if_missing(create)
-        opts.create_missing_column_families(create)
+        # A ledger made before the index family existed gains it on its next writable open.
+        opts.create_missing_column_families(not read_only)
         opts.set_db_write_buffer_size(_WRITE_BUFFER_BYTES)
         opts.set_keep_log_file_num(4)
         families = {
             _CF_LEAVES: _options(cache),
             _CF_HASHES: _options(cache, compress=False),
             _CF_LEAF_INDEX: _options(cache, compress=False, bloom=True),
+            _CF_INDEX: _options(cache, bloom=True),
         }
         access = AccessType.read_only() if read_only else AccessType.read_write()
         try:
@@ -104,10 +110,8 @@ class RocksDBStorage:
         self._leaves = self._db.get_column_family(_CF_LEAVES)
         self._hashes = self._db.get_column_family(_CF_HASHES)
         self._leaf_index = self._db.get_column_family(_CF_LEAF_INDEX)
-        self._cf_handles = {
-            name: self._db.get_column_family_handle(name)
-            for name in (_CF_LEAVES, _CF_HASHES, _CF_LEAF_INDEX)
-        }
+        self._index_cf = self._db.get_column_family(_CF_INDEX)
+        self._cf_handles = {name: self._db.get_column_family_handle(name) for name in _FAMILIES}
         self._sync = WriteOptions()
         self._sync.sync = True
         self._closed = False
@@ -160,6 +164,12 @@ class RocksDBStorage:
             put(_key(offset), h, hashes)
         for name, value in commit.meta.items():
             put(name.encode(), value)
+        index_cf = self._cf_handles[_CF_INDEX]
+        for index_key, index_value in commit.index:
+            if index_value is None:
+                batch.delete(index_key, index_cf)
+            else:
+                put(index_key, index_value, index_cf)
         try:
             self._db.write(batch, self._sync)
         except Exception as exc:
@@ -192,11 +202,50 @@ class RocksDBStorage:
         for key, value in self._scan(self._leaf_index, None):
             yield key, _checked_index(value, "leaf index value")
 
+    def read_index(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        self._check_open()
+        if len(keys) == 1:
+            return [self._index_cf.get(keys[0])]
+        return cast(list[bytes | None], self._index_cf.get(list(keys)))
+
+    def scan_index(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        for key, value in self._scan(self._index_cf, start):
+            if key >= end:
+                return
+            yield key, value
+
+    def replace_index(self, pairs: Iterator[tuple[bytes, bytes]]) -> None:
+        self._check_open()
+        if self._read_only:
+            raise StorageError(f"ledger at {self.path} is open read-only")
+        handle = self._cf_handles[_CF_INDEX]
+        # Chunked rather than one batch: an index can outgrow memory. A crash midway
+        # leaves a partial index, which running the rebuild again repairs.
+        try:
+            batch, count = WriteBatch(raw_mode=True), 0
+            for key, _ in self._scan(self._index_cf, None):
+                batch.delete(key, handle)
+                batch, count = self._flush_every(batch, count + 1)
+            for key, value in pairs:
+                batch.put(key, value, handle)
+                batch, count = self._flush_every(batch, count + 1)
+            self._db.write(batch, self._sync)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"rewriting the index of {self.path} failed: {exc}") from exc
+
+    def _flush_every(self, batch: WriteBatch, count: int) -> tuple[WriteBatch, int]:
+        if count % _REPLACE_BATCH:
+            return batch, count
+        self._db.write(batch, self._sync)
+        return WriteBatch(raw_mode=True), count
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             # Column-family views and handles keep the DB (and its LOCK) alive too.
-            for column in (self._leaves, self._hashes, self._leaf_index):
+            for column in (self._leaves, self._hashes, self._leaf_index, self._index_cf):
                 column.close()
             self._cf_handles.clear()
             self._db.close()
