@@ -2,18 +2,21 @@
 
 Nothing here knows about roles or regions: it builds and signs certificates,
 computes validity windows, checks TLS names and key usages, parses and serialises
-certificates, and keeps private keys on disk the way `signer.keystore` does. Input
-errors are plain `ValueError`s; `signer.pki` turns them into its own error types.
+certificates, CSRs and public keys, and encodes the one piece of DER the standard
+extensions do not cover. Input errors are plain `ValueError`s; `signer.pki` turns
+them into its own error types.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -40,6 +43,26 @@ def require_p256(key: PublicKey) -> ec.EllipticCurvePublicKey:
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         raise ValueError("TLS certificates need an ECDSA P-256 (secp256r1) public key")
     return key
+
+
+def require_ed25519_or_p256(key: object) -> PublicKey:
+    """The key itself, if it is Ed25519 or ECDSA P-256: the keys licence signers may hold."""
+    if isinstance(key, Ed25519PublicKey):
+        return key
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return key
+    raise ValueError(
+        f"the key must be Ed25519 or ECDSA P-256 (secp256r1), not {type(key).__name__}"
+        + (f" on {key.curve.name}" if isinstance(key, ec.EllipticCurvePublicKey) else "")
+    )
+
+
+def key_id(key: PublicKey) -> str:
+    """Lower-case hex SHA-256 of the key's SubjectPublicKeyInfo DER."""
+    spki = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()
 
 
 def sign(builder: x509.CertificateBuilder, key: SigningKey) -> x509.Certificate:
@@ -106,11 +129,15 @@ def first_attribute(subject: x509.Name, oid: x509.ObjectIdentifier) -> str | Non
 
 
 def key_usage(
-    *, digital_signature: bool = False, key_cert_sign: bool = False, crl_sign: bool = False
+    *,
+    digital_signature: bool = False,
+    content_commitment: bool = False,
+    key_cert_sign: bool = False,
+    crl_sign: bool = False,
 ) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=digital_signature,
-        content_commitment=False,
+        content_commitment=content_commitment,
         key_encipherment=False,
         data_encipherment=False,
         key_agreement=False,
@@ -118,6 +145,39 @@ def key_usage(
         crl_sign=crl_sign,
         encipher_only=False,
         decipher_only=False,
+    )
+
+
+def leaf_builder(
+    issuer: x509.Certificate,
+    subject: x509.Name,
+    public_key: PublicKey,
+    window: tuple[datetime, datetime],
+    extensions: Sequence[tuple[x509.ExtensionType, bool]],
+) -> x509.CertificateBuilder:
+    """An end-entity certificate: BasicConstraints ca=False, `extensions`, SKI and AKI.
+
+    Each extension is given with its critical flag.
+    """
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(window[0])
+        .not_valid_after(window[1])
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.add_extension(
+        x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False
+    ).add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+            subject_key_identifier(issuer)
+        ),
+        critical=False,
     )
 
 
@@ -130,30 +190,16 @@ def tls_leaf_builder(
     san: Sequence[x509.GeneralName],
 ) -> x509.CertificateBuilder:
     """An end-entity TLS certificate for one purpose (clientAuth or serverAuth)."""
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(window[0])
-        .not_valid_after(window[1])
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+    extensions: list[tuple[x509.ExtensionType, bool]] = [
         # ECDHE key exchange (all of TLS 1.3, and every TLS 1.2 suite gRPC offers) only
         # needs the certificate key to sign; keyAgreement would matter only for the
         # static-ECDH suites nobody negotiates, so it is left out (least privilege).
-        .add_extension(key_usage(digital_signature=True), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([purpose]), critical=False)
+        (key_usage(digital_signature=True), True),
+        (x509.ExtendedKeyUsage([purpose]), False),
         # Non-critical: the subject is not empty (RFC 5280 §4.2.1.6).
-        .add_extension(x509.SubjectAlternativeName(san), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
-                subject_key_identifier(issuer)
-            ),
-            critical=False,
-        )
-    )
+        (x509.SubjectAlternativeName(san), False),
+    ]
+    return leaf_builder(issuer, subject, public_key, window, extensions)
 
 
 def dns_name(hostname: str) -> str:
@@ -206,6 +252,164 @@ def is_ca(cert: x509.Certificate) -> bool:
         return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
         return False
+
+
+def signing_purpose_problem(
+    cert: x509.Certificate, purpose: x509.ObjectIdentifier, usage: x509.KeyUsage
+) -> str | None:
+    """Why `cert` may not sign for `purpose` with exactly `usage`, or None if it may."""
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        # RFC 5280 reads a missing EKU (and key usage) as "any"; we always issue both.
+        return f"no extended key usage ({purpose.dotted_string} required)"
+    if purpose not in eku:
+        return f"extended key usage lacks {purpose.dotted_string}"
+    try:
+        actual = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return "no key usage"
+    if actual != usage:
+        return f"key usage is not exactly {', '.join(_usage_names(usage))}"
+    try:
+        require_ed25519_or_p256(cert.public_key())
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        return str(exc)
+    return None
+
+
+def _usage_names(usage: x509.KeyUsage) -> list[str]:
+    names = ["digital_signature", "content_commitment", "key_encipherment"]
+    names += ["data_encipherment", "key_agreement", "key_cert_sign", "crl_sign"]
+    return [n for n in names if getattr(usage, n)]
+
+
+def role_uris(cert: x509.Certificate, prefix: str) -> list[str]:
+    """The certificate's SAN URIs starting with `prefix`, compared case-insensitively.
+
+    RFC 8141 §3.1 makes the scheme and NID case-insensitive, so a differently cased
+    URI must count as well, or it could slip past an "exactly one" rule unseen.
+    """
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    return [u for u in uris if u.lower().startswith(prefix.lower())]
+
+
+# --- a minimal DER codec for SEQUENCE OF UTF8String ----------------------------------
+#
+# asn1crypto/pyasn1 are not dependencies, and this is the only structure needed. The
+# decoder is strict DER (X.690 §10): definite, minimal lengths and no trailing bytes,
+# so one value has exactly one encoding and nothing can hide after it.
+
+_SEQUENCE = 0x30
+_UTF8_STRING = 0x0C
+
+
+def _der_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes([length])
+    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(octets)]) + octets
+
+
+def _der_tlv(tag: int, content: bytes) -> bytes:
+    return bytes([tag]) + _der_length(len(content)) + content
+
+
+def _read_tlv(data: bytes, offset: int) -> tuple[int, bytes, int]:
+    """(tag, content, offset after the element) of the element at `offset`."""
+    if len(data) - offset < 2:
+        raise ValueError("truncated DER element")
+    tag, first = data[offset], data[offset + 1]
+    offset += 2
+    if first < 0x80:
+        length = first
+    elif first == 0x80:
+        raise ValueError("indefinite length is not DER")
+    else:
+        count = first & 0x7F
+        # Four octets already allow 4 GiB; anything longer cannot be a real extension.
+        if count > 4 or len(data) - offset < count:
+            raise ValueError("bad DER length")
+        length = int.from_bytes(data[offset : offset + count], "big")
+        if length < 0x80 or data[offset] == 0:
+            raise ValueError("DER length is not minimally encoded")
+        offset += count
+    if len(data) - offset < length:
+        raise ValueError("truncated DER element")
+    return tag, data[offset : offset + length], offset + length
+
+
+def encode_utf8_sequence(values: Iterable[str]) -> bytes:
+    """DER ``SEQUENCE OF UTF8String`` holding `values` in the given order."""
+    return _der_tlv(_SEQUENCE, b"".join(_der_tlv(_UTF8_STRING, v.encode("utf-8")) for v in values))
+
+
+def decode_utf8_sequence(der: bytes) -> list[str]:
+    """The strings of a DER ``SEQUENCE OF UTF8String``; anything else is a ValueError."""
+    tag, content, end = _read_tlv(der, 0)
+    if tag != _SEQUENCE:
+        raise ValueError(f"expected a DER SEQUENCE, found tag 0x{tag:02x}")
+    if end != len(der):
+        raise ValueError(f"{len(der) - end} bytes after the SEQUENCE")
+    values: list[str] = []
+    offset = 0
+    while offset < len(content):
+        tag, value, offset = _read_tlv(content, offset)
+        if tag != _UTF8_STRING:
+            raise ValueError(f"expected UTF8String elements, found tag 0x{tag:02x}")
+        try:
+            values.append(value.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ValueError("a UTF8String is not valid UTF-8") from exc
+    return values
+
+
+# OpenSSL and Windows tools still write the pre-RFC 7468 "NEW" label for CSRs.
+_CSR_PEM_HEADERS = (
+    b"-----BEGIN CERTIFICATE REQUEST-----",
+    b"-----BEGIN NEW CERTIFICATE REQUEST-----",
+)
+
+
+def parse_request_public_key(data: bytes) -> PublicKey:
+    """The key of a PKCS#10 CSR (whose signature must verify) or a SubjectPublicKeyInfo.
+
+    Both in DER or PEM. Only Ed25519 and P-256 keys are returned.
+    """
+    if not isinstance(data, bytes):
+        raise ValueError("expected bytes (DER or PEM)")
+    stripped = data.lstrip()
+    key: object
+    try:
+        if stripped.startswith(b"-----BEGIN"):
+            if stripped.startswith(_CSR_PEM_HEADERS):
+                key = _csr_key(x509.load_pem_x509_csr(data))
+            elif stripped.startswith(b"-----BEGIN PUBLIC KEY-----"):
+                key = serialization.load_pem_public_key(data)
+            else:
+                raise ValueError("PEM block is neither a CERTIFICATE REQUEST nor a PUBLIC KEY")
+        else:
+            try:
+                csr = x509.load_der_x509_csr(data)
+            except ValueError:
+                key = serialization.load_der_public_key(data)
+            else:
+                key = _csr_key(csr)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise ValueError(f"not a usable CSR or public key: {exc}") from exc
+    return require_ed25519_or_p256(key)
+
+
+def _csr_key(csr: x509.CertificateSigningRequest) -> object:
+    # The signature proves the requester holds the private key (proof of possession);
+    # without it anyone could have a certificate issued for someone else's public key.
+    if not csr.is_signature_valid:
+        raise ValueError("the CSR's signature does not verify")
+    return csr.public_key()
 
 
 def parse_certificate(data: bytes) -> x509.Certificate:

@@ -4,7 +4,12 @@ A key never touches disk unencrypted. The passphrase comes from the environment
 (``LICENCE_LEDGER_KEY_PASSPHRASE``) when an operator provides one; otherwise a
 random passphrase is generated once into a file only the owner can read — good
 enough for a development region, and the file can be moved to a secret store later.
-Files are created with ``O_EXCL`` so an existing key is never overwritten.
+Files are created with ``O_EXCL`` so an existing key is never overwritten: replacing
+an issuing key would orphan every certificate and licence it signed.
+
+A store holds Ed25519 keys (checkpoints, licence signing) and ECDSA P-256 keys
+(licence signing, TLS). Loading decrypts PKCS#8, which is deliberately slow; the
+store does not cache, so callers that sign often keep the loaded key in memory.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 PrivateKey = ec.EllipticCurvePrivateKey | Ed25519PrivateKey
+KeyAlgorithm = Literal["ed25519", "p256"]
 
 PASSPHRASE_ENV = "LICENCE_LEDGER_KEY_PASSPHRASE"  # noqa: S105 — a variable name, not a secret
 
@@ -33,6 +39,12 @@ class KeyStore(Protocol):
 
     def has_key(self, name: str) -> bool: ...
 
+    def generate(self, name: str, algorithm: KeyAlgorithm) -> PrivateKey: ...
+
+    def store(self, name: str, key: PrivateKey) -> None: ...
+
+    def load(self, name: str) -> PrivateKey: ...
+
     def generate_ed25519(self, name: str) -> Ed25519PrivateKey: ...
 
     def load_ed25519(self, name: str) -> Ed25519PrivateKey: ...
@@ -45,10 +57,22 @@ def _check_name(name: str) -> None:
 
 def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        # O_EXCL made the file ours; a partial one would block every later attempt.
+        path.unlink(missing_ok=True)
+        raise
+    # The new name must survive a crash too: a key that signed something and then
+    # vanished on reboot would orphan the signatures just as surely as replacing it.
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def load_or_create_passphrase(path: Path) -> bytes:
@@ -125,6 +149,41 @@ class FileKeyStore:
 
     def has_key(self, name: str) -> bool:
         return self._path(name).exists()
+
+    def generate(self, name: str, algorithm: KeyAlgorithm) -> PrivateKey:
+        """A new key stored as `name`; KeyStoreError if `name` already exists."""
+        path = self._path(name)
+        key: PrivateKey
+        if algorithm == "ed25519":
+            key = Ed25519PrivateKey.generate()
+        elif algorithm == "p256":
+            key = ec.generate_private_key(ec.SECP256R1())
+        else:
+            allowed = ", ".join(get_args(KeyAlgorithm))
+            raise KeyStoreError(f"unknown key algorithm {algorithm!r} (use {allowed})")
+        write_encrypted_pkcs8(path, key, self._passphrase)
+        return key
+
+    def store(self, name: str, key: PrivateKey) -> None:
+        """Keep a key made elsewhere as `name`; KeyStoreError if `name` already exists.
+
+        For names derived from the key itself (e.g. its key id), which `generate`
+        cannot know beforehand.
+        """
+        path = self._path(name)
+        if isinstance(key, ec.EllipticCurvePrivateKey) and not isinstance(key.curve, ec.SECP256R1):
+            raise KeyStoreError(f"an EC key on {key.curve.name} is not P-256")
+        if not isinstance(key, ec.EllipticCurvePrivateKey | Ed25519PrivateKey):
+            raise KeyStoreError(f"cannot store a {type(key).__name__}: Ed25519 or P-256 only")
+        write_encrypted_pkcs8(path, key, self._passphrase)
+
+    def load(self, name: str) -> PrivateKey:
+        """The key stored as `name`, Ed25519 or P-256 (decrypting it each time)."""
+        path = self._path(name)
+        key = load_encrypted_pkcs8(path, self._passphrase)
+        if isinstance(key, ec.EllipticCurvePrivateKey) and not isinstance(key.curve, ec.SECP256R1):
+            raise KeyStoreError(f"{path} holds an EC key on {key.curve.name}, not P-256")
+        return key
 
     def generate_ed25519(self, name: str) -> Ed25519PrivateKey:
         key = Ed25519PrivateKey.generate()

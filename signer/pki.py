@@ -1,7 +1,9 @@
-"""The region PKI: a root CA, TLS server and client certificates, client roles.
+"""The region PKI: a root CA, TLS and department certificates, client roles.
 
-Certificates are ECDSA P-256 with SHA-256 throughout, because that is what gRPC's
-TLS stack (BoringSSL) and every other peer accept without configuration.
+The root and TLS certificates are ECDSA P-256 with SHA-256 throughout, because that
+is what gRPC's TLS stack (BoringSSL) and every other peer accept without
+configuration. Department certificates are signed the same way, by the root, but
+may certify an Ed25519 key: licence signatures never pass through TLS.
 
 Decisions a reader of the certificates needs to know:
 
@@ -14,14 +16,39 @@ Decisions a reader of the certificates needs to know:
   reused names, not to carry one.
 * **Client certificates come straight from the root**, without an intermediate. The
   gRPC server trusts the root alone and `identify_client` checks direct issuance,
-  so there is no chain to ship or get wrong; the root's ``path_length=1`` leaves the
-  one level below it free for the department issuing CAs of §4 (a later issue).
-  Once the root key lives offline (HSM), a TLS intermediate can be introduced: the
-  server then hands `identify_client` that intermediate, and roles read the same.
+  so there is no chain to ship or get wrong; the root's ``path_length=1`` leaves one
+  level below it free for an intermediate. Once the root key lives offline (HSM), a
+  TLS intermediate can be introduced: the server then hands `identify_client` that
+  intermediate, and roles read the same.
 * **Role binding**: one SubjectAlternativeName URI,
   ``urn:licence-ledger:admin:<name>`` or ``urn:licence-ledger:department:<code>``.
   Names in the subject are for people; only the URI grants anything, and a
   certificate with zero or several role URIs grants nothing.
+* **Department certificates are end entities straight from the root**
+  (`issue_department_certificate`), not issuing CAs: a department signs licences,
+  not certificates, so giving it ``keyCertSign`` would only add a way to mint
+  identities. Key usage is ``digitalSignature`` + ``contentCommitment`` (critical:
+  the signatures are meant to be non-repudiable), the extended key usage is
+  `LICENCE_SIGNING_EKU` alone, and the certificate carries no ``clientAuth``, so the
+  same key cannot also log in over TLS (that needs its own client certificate).
+* **Department identity**: the subject is
+  ``C=CN, O=<name>, organizationIdentifier=NTRCN-<USCC>, CN=<name>``. The identifier
+  takes the ETSI EN 319 412-1 §5.1.4 form (``NTR`` = national trade register, the
+  country, a hyphen, the 18-character unified social credit code), which eIDAS-aware
+  tools already read as a registration number (read it with `department_code_of`).
+  The region root keeps ``GB2260:``, as ETSI has no type for an administrative
+  division code. The department's SAN URI is the one its client
+  certificates use, ``urn:licence-ledger:department:<USCC>``.
+* **Our OIDs live under ``2.25.<UUID>``** (`LICENCE_LEDGER_OID_ARC`): ITU-T X.667
+  gives every UUID an arc, so no registration is needed and no one else's arc is
+  borrowed. ``.1`` is the licence-signing EKU, ``.2`` the licence-type scope, ``.3``
+  is reserved for a seal-purpose scope.
+* **Licence-type scope**: the extension `LICENCE_TYPE_SCOPE_EXTENSION` is a DER
+  ``SEQUENCE OF UTF8String`` of licence type codes, sorted and without duplicates so
+  one scope has exactly one encoding (a decoder refuses anything else). An empty
+  sequence authorises nothing yet; a department certificate without the extension is
+  refused. It is non-critical so that generic validators (OpenSSL, pyHanko) still
+  accept the certificate; `check_department_certificate` is what enforces it.
 """
 
 from __future__ import annotations
@@ -31,6 +58,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from itertools import pairwise
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -44,7 +72,15 @@ from signer._x509 import PublicKey as PublicKey
 from signer._x509 import SigningKey as SigningKey
 
 REGION_ID_PREFIX = "GB2260:"
+DEPARTMENT_ID_PREFIX = "NTRCN-"
 ROLE_URI_PREFIX = "urn:licence-ledger:"
+
+# 2.25 + the integer of UUID 35a6181a-fd57-4a15-ae6a-fc3dbf273cad, generated once for
+# this project. Never change it: issued certificates and signatures carry these OIDs.
+LICENCE_LEDGER_OID_ARC = "2.25.71311493971285269547377056831158828205"
+LICENCE_SIGNING_EKU = x509.ObjectIdentifier(f"{LICENCE_LEDGER_OID_ARC}.1")
+LICENCE_TYPE_SCOPE_EXTENSION = x509.ObjectIdentifier(f"{LICENCE_LEDGER_OID_ARC}.2")
+SEAL_SCOPE_EXTENSION = x509.ObjectIdentifier(f"{LICENCE_LEDGER_OID_ARC}.3")  # reserved
 
 # GB/T 2260 province-level prefixes (incl. Taiwan 71, Hong Kong 81, Macao 82). The
 # lower four digits change with every administrative revision, so only the province
@@ -55,6 +91,10 @@ _REGION_CODE = re.compile(r"[0-9]{6}")  # not \d: that would admit full-width di
 # without "?"/"#", which would start URN components. URIs are IA5String: ASCII only.
 _SUBJECT_ID = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]{1,128}")
 _MAX_NAME = 64  # X.520 upper bound for O and CN
+# GB 32100-2015 alphabet: digits and capitals without I, O, Z, S, V. Only the form is
+# checked here; the check character is verified where codes enter the system.
+_USCC = re.compile(r"[0-9A-HJ-NPQRTUWXY]{18}")
+_LICENCE_TYPE = re.compile(r"[0-9A-Z]{1,32}")
 
 
 class PkiError(Exception):
@@ -66,7 +106,7 @@ class PkiInputError(PkiError, ValueError):
 
 
 class Rejection(StrEnum):
-    """Why a client certificate grants no identity; stable, for ErrorInfo reasons."""
+    """Why a certificate is refused for its purpose; stable, for ErrorInfo reasons."""
 
     MALFORMED = "MALFORMED"
     NOT_ISSUED_BY_CA = "NOT_ISSUED_BY_CA"
@@ -77,10 +117,13 @@ class Rejection(StrEnum):
     NO_ROLE = "NO_ROLE"
     AMBIGUOUS_ROLE = "AMBIGUOUS_ROLE"
     BAD_ROLE = "BAD_ROLE"
+    NOT_FOR_LICENCE_SIGNING = "NOT_FOR_LICENCE_SIGNING"
+    LICENCE_TYPE_NOT_IN_SCOPE = "LICENCE_TYPE_NOT_IN_SCOPE"
+    WRONG_DEPARTMENT = "WRONG_DEPARTMENT"
 
 
 class CertificateRejectedError(PkiError):
-    """A presented certificate does not identify a client; `reason` says why."""
+    """A presented certificate is refused (as a client, as a signer); `reason` says why."""
 
     def __init__(self, reason: Rejection, message: str) -> None:
         super().__init__(f"{reason.value}: {message}")
@@ -125,6 +168,22 @@ def _check_subject_id(subject_id: str) -> str:
             "(letters, digits and -._~!$&'()*+,;=:@/)"
         )
     return subject_id
+
+
+def _check_department_code(code: str) -> str:
+    if not isinstance(code, str) or not _USCC.fullmatch(code):
+        raise PkiInputError(
+            f"department code must be an 18-character unified social credit code, not {code!r}"
+        )
+    return code
+
+
+def _check_licence_type(code: str) -> str:
+    if not isinstance(code, str) or not _LICENCE_TYPE.fullmatch(code):
+        raise PkiInputError(
+            f"licence type code must be 1 to 32 ASCII digits or capitals, not {code!r}"
+        )
+    return code
 
 
 def role_uri(role: Role, subject_id: str) -> str:
@@ -242,7 +301,8 @@ def create_region_ca(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        # path_length=1: department issuing CAs may sit below the root, nothing below them.
+        # path_length=1: one intermediate (a TLS CA, once the root goes offline) may sit
+        # below the root, and nothing below that.
         .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
         .add_extension(_x509.key_usage(key_cert_sign=True, crl_sign=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
@@ -341,6 +401,18 @@ def identify_client(
         raise CertificateRejectedError(
             Rejection.MALFORMED, f"unreadable certificate: {exc}"
         ) from exc
+    _check_issued_and_current(cert, ca, at)
+    _check_extensions_readable(cert)
+    if _x509.is_ca(cert):
+        raise CertificateRejectedError(Rejection.IS_CA, "a CA certificate cannot be a client")
+    if problem := _x509.client_auth_problem(cert):
+        raise CertificateRejectedError(Rejection.NOT_FOR_CLIENT_AUTH, problem)
+    role, subject_id = _role_of(cert)
+    common_name = _x509.first_attribute(cert.subject, NameOID.COMMON_NAME) or ""
+    return ClientIdentity(role, subject_id, common_name, cert.serial_number)
+
+
+def _check_issued_and_current(cert: x509.Certificate, ca: x509.Certificate, at: datetime) -> None:
     try:
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature) as exc:
@@ -356,25 +428,21 @@ def identify_client(
         raise CertificateRejectedError(
             Rejection.EXPIRED, f"expired at {cert.not_valid_after_utc.isoformat()}"
         )
-    if _x509.is_ca(cert):
-        raise CertificateRejectedError(Rejection.IS_CA, "a CA certificate cannot be a client")
-    if problem := _x509.client_auth_problem(cert):
-        raise CertificateRejectedError(Rejection.NOT_FOR_CLIENT_AUTH, problem)
-    role, subject_id = _role_of(cert)
-    common_name = _x509.first_attribute(cert.subject, NameOID.COMMON_NAME) or ""
-    return ClientIdentity(role, subject_id, common_name, cert.serial_number)
+
+
+def _check_extensions_readable(cert: x509.Certificate) -> None:
+    # cryptography parses extensions on first use, and a duplicated one raises an
+    # exception that is no ValueError; callers catch PkiError, so name it MALFORMED here.
+    try:
+        cert.extensions  # noqa: B018
+    except (ValueError, x509.DuplicateExtension) as exc:
+        raise CertificateRejectedError(
+            Rejection.MALFORMED, f"unreadable extensions: {exc}"
+        ) from exc
 
 
 def _role_of(cert: x509.Certificate) -> tuple[Role, str]:
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        uris: list[str] = []
-    else:
-        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
-    # Compare the scheme and NID case-insensitively (RFC 8141 §3.1) so a differently
-    # cased URI cannot slip past the "exactly one" rule as a second, unseen role.
-    ours = [u for u in uris if u.lower().startswith(ROLE_URI_PREFIX)]
+    ours = _x509.role_uris(cert, ROLE_URI_PREFIX)
     if not ours:
         raise CertificateRejectedError(Rejection.NO_ROLE, "no urn:licence-ledger role URI")
     if len(ours) > 1:
@@ -390,6 +458,163 @@ def _role_of(cert: x509.Certificate) -> tuple[Role, str]:
             Rejection.BAD_ROLE, f"unusable role URI {ours[0]!r}"
         ) from exc
     return role, subject_id
+
+
+def issue_department_certificate(
+    ca: RegionCA,
+    department_code: str,
+    department_name: str,
+    public_key: PublicKey,
+    licence_type_codes: Sequence[str],
+    *,
+    valid_days: int = 1095,
+    now: datetime | None = None,
+) -> IssuedCertificate:
+    """A licence-signing certificate for a department's Ed25519 or P-256 key.
+
+    `department_code` is the department's unified social credit code (its form is
+    checked, not its check character); `licence_type_codes` are the licence types it
+    may sign, possibly none yet. The department keeps its private key, so the result
+    carries none.
+    """
+    code = _check_department_code(department_code)
+    _check_name("department name", department_name)
+    if isinstance(licence_type_codes, str):
+        # A bare string is a sequence of characters: "A1" would scope to "A" and "1".
+        raise PkiInputError("licence_type_codes must be a sequence of codes, not a string")
+    scope = sorted({_check_licence_type(t) for t in licence_type_codes})
+    at = _now(now)
+    try:
+        key = _x509.require_ed25519_or_p256(public_key)
+        window = _x509.validity_window(at, valid_days, ca.certificate)
+    except ValueError as exc:
+        raise PkiInputError(str(exc)) from exc
+    subject = _x509.name(
+        [
+            (NameOID.COUNTRY_NAME, "CN"),
+            (NameOID.ORGANIZATION_NAME, department_name),
+            (NameOID.ORGANIZATION_IDENTIFIER, DEPARTMENT_ID_PREFIX + code),
+            (NameOID.COMMON_NAME, department_name),
+        ]
+    )
+    uri = x509.UniformResourceIdentifier(role_uri(Role.DEPARTMENT, code))
+    scope_der = _x509.encode_utf8_sequence(scope)
+    extensions: list[tuple[x509.ExtensionType, bool]] = [
+        (_x509.key_usage(digital_signature=True, content_commitment=True), True),
+        (x509.ExtendedKeyUsage([LICENCE_SIGNING_EKU]), False),
+        (x509.SubjectAlternativeName([uri]), False),
+        (x509.UnrecognizedExtension(LICENCE_TYPE_SCOPE_EXTENSION, scope_der), False),
+    ]
+    builder = _x509.leaf_builder(ca.certificate, subject, key, window, extensions)
+    return IssuedCertificate(_x509.sign(builder, ca.private_key), (ca.certificate,))
+
+
+def department_code_of(cert: x509.Certificate) -> str | None:
+    """The unified social credit code in a department certificate's subject, if any."""
+    value = _x509.first_attribute(cert.subject, NameOID.ORGANIZATION_IDENTIFIER)
+    if value is None or not value.startswith(DEPARTMENT_ID_PREFIX):
+        return None
+    code = value.removeprefix(DEPARTMENT_ID_PREFIX)
+    return code if _USCC.fullmatch(code) else None
+
+
+def licence_type_scope_of(cert: x509.Certificate) -> frozenset[str] | None:
+    """The licence types a department certificate allows; None without the extension.
+
+    Raises `PkiInputError` when the extension is there but not as we issue it.
+    """
+    try:
+        extension = cert.extensions.get_extension_for_oid(LICENCE_TYPE_SCOPE_EXTENSION)
+    except x509.ExtensionNotFound:
+        return None
+    except (ValueError, x509.DuplicateExtension) as exc:
+        raise PkiInputError(f"unreadable certificate extensions: {exc}") from exc
+    value = extension.value
+    if not isinstance(value, x509.UnrecognizedExtension):
+        raise PkiInputError("the licence-type scope extension was parsed as something else")
+    try:
+        codes = _x509.decode_utf8_sequence(value.value)
+    except ValueError as exc:
+        raise PkiInputError(f"malformed licence-type scope: {exc}") from exc
+    for code in codes:
+        if not _LICENCE_TYPE.fullmatch(code):
+            raise PkiInputError(f"malformed licence-type scope: bad code {code!r}")
+    if any(a >= b for a, b in pairwise(codes)):
+        raise PkiInputError("malformed licence-type scope: codes not sorted and unique")
+    return frozenset(codes)
+
+
+def key_id_of(public_key: PublicKey) -> str:
+    """Lower-case hex SHA-256 of the key's DER SubjectPublicKeyInfo."""
+    return _x509.key_id(public_key)
+
+
+def certificate_request_public_key(data: bytes) -> PublicKey:
+    """The Ed25519 or P-256 key of a PKCS#10 CSR or a SubjectPublicKeyInfo, DER or PEM.
+
+    A CSR's signature must verify (proof of possession). Nothing else in it is used:
+    the CA decides subject and extensions itself, so a request cannot ask for more.
+    """
+    try:
+        return _x509.parse_request_public_key(data)
+    except ValueError as exc:
+        raise PkiInputError(str(exc)) from exc
+
+
+def check_department_certificate(
+    cert: x509.Certificate,
+    ca_cert: x509.Certificate,
+    *,
+    licence_type_code: str | None = None,
+    department_code: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Accept `cert` as `ca_cert`'s licence signer, else raise `CertificateRejectedError`.
+
+    Given `department_code`, the certificate must name that department; given
+    `licence_type_code`, its scope must include that type. `at` is when the signature
+    was made (default: now).
+    """
+    when = _now(at)
+    if not _x509.is_ca(ca_cert):
+        raise PkiInputError("the trust anchor given is not a CA certificate")
+    if licence_type_code is not None:
+        _check_licence_type(licence_type_code)
+    if department_code is not None:
+        _check_department_code(department_code)
+    _check_issued_and_current(cert, ca_cert, when)
+    _check_extensions_readable(cert)
+    if _x509.is_ca(cert):
+        raise CertificateRejectedError(
+            Rejection.NOT_FOR_LICENCE_SIGNING, "a CA certificate cannot sign licences"
+        )
+    expected_usage = _x509.key_usage(digital_signature=True, content_commitment=True)
+    if problem := _x509.signing_purpose_problem(cert, LICENCE_SIGNING_EKU, expected_usage):
+        raise CertificateRejectedError(Rejection.NOT_FOR_LICENCE_SIGNING, problem)
+    code = department_code_of(cert)
+    if code is None:
+        raise CertificateRejectedError(Rejection.MALFORMED, "no NTRCN- department identifier")
+    # The SAN must name the same department, or the certificate would speak for two.
+    if _x509.role_uris(cert, ROLE_URI_PREFIX) != [role_uri(Role.DEPARTMENT, code)]:
+        raise CertificateRejectedError(
+            Rejection.MALFORMED, f"the SAN does not name exactly department {code}"
+        )
+    if department_code is not None and code != department_code:
+        raise CertificateRejectedError(
+            Rejection.WRONG_DEPARTMENT, f"issued to department {code}, not {department_code}"
+        )
+    try:
+        scope = licence_type_scope_of(cert)
+    except PkiInputError as exc:
+        raise CertificateRejectedError(Rejection.MALFORMED, str(exc)) from exc
+    if scope is None:
+        raise CertificateRejectedError(Rejection.MALFORMED, "no licence-type scope extension")
+    if licence_type_code is not None and licence_type_code not in scope:
+        allowed = ", ".join(sorted(scope)) or "none"
+        raise CertificateRejectedError(
+            Rejection.LICENCE_TYPE_NOT_IN_SCOPE,
+            f"department {code} may not sign licence type {licence_type_code} (allowed: {allowed})",
+        )
 
 
 def certificate_pem(cert: x509.Certificate) -> bytes:
