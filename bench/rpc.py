@@ -64,8 +64,8 @@ async def _echo_per_s(key_pem: bytes, cert_pem: bytes, ca_pem: bytes, seconds: f
 async def measure_rpc(scratch: Path, seconds: float) -> tuple[float, float]:
     """(GetCheckpoint round trips/s, bare echo round trips/s), 64 in flight each."""
     settings = ServerSettings(data_dir=scratch, port=0, mtls_port=0, log_level="WARNING")
-    region, ledger = await prepare(settings, lambda line: None)
-    server = RegionServer(settings, region, ledger)
+    region, ledger, keys = await prepare(settings, lambda line: None)
+    server = RegionServer(settings, region, ledger, keys)
     await server.start()
     try:
         creds = grpc.ssl_channel_credentials(region.ca_pem)

@@ -147,3 +147,13 @@ def check(method: str, caller: Caller) -> None:
             "CLIENT_CERTIFICATE_REQUIRED",
         )
     raise permission_denied(f"{caller.role} callers may not call {method}", "ROLE_NOT_ALLOWED")
+
+
+def request_caller() -> Caller:
+    """The caller of the RPC being served, as the guard identified it."""
+    from service.guard import current_caller
+
+    caller = current_caller.get()
+    if not isinstance(caller, Caller):  # the guard only ever sets authz.Caller
+        raise TypeError(f"unexpected caller {caller!r}")
+    return caller

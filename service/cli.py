@@ -198,6 +198,26 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 1
 
 
+def _cmd_reindex(args: argparse.Namespace) -> int:
+    from service.region.index import reindex
+
+    data = DataDir(args.data)
+    if not data.exists():
+        raise StorageError(f"no ledger in {data.root}")
+    columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=_err, transient=True, disable=args.quiet) as bar:
+        task = bar.add_task("replaying the ledger", total=None)
+        report = reindex(
+            data.ledger_path,
+            check_only=args.check,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    state = "matches" if report.differences == 0 else f"differed in {report.differences} keys"
+    action = "; rewritten from the ledger" if report.rewritten else ""
+    print(f"index of {report.entries} entries ({report.keys} keys) {state}{action}")
+    return 1 if args.check and report.differences else 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(DataDir(args.data), Console(highlight=False))
 
@@ -294,6 +314,18 @@ def _parser() -> argparse.ArgumentParser:
     data_dir(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_cmd_audit)
+
+    p = sub.add_parser(
+        "reindex",
+        help="rebuild the indexes (licences, holders, requests) from the ledger alone; "
+        "the server must be stopped",
+    )
+    data_dir(p)
+    p.add_argument(
+        "--check", action="store_true", help="only compare; exit 1 if the stored index differs"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_cmd_reindex)
 
     p = sub.add_parser("demo", help="create (once) a demo ledger, append, prove and audit")
     data_dir(p)

@@ -24,8 +24,8 @@ from grpc_reflection.v1alpha import reflection
 from ledger import Ledger
 from licenceledger.federation.v1 import federation_service_pb2
 from licenceledger.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
-from licenceledger.licence.v1 import licence_service_pb2
-from licenceledger.registry.v1 import registry_service_pb2
+from licenceledger.licence.v1 import licence_service_pb2, licence_service_pb2_grpc
+from licenceledger.registry.v1 import registry_service_pb2, registry_service_pb2_grpc
 from licenceledger.seal.v1 import seal_service_pb2
 from licenceledger.verification.v1 import verification_service_pb2
 from service.authz import RegionAuthorizer
@@ -35,14 +35,23 @@ from service.datadir import DataDir
 from service.errors import unimplemented
 from service.guard import GuardInterceptor
 from service.ledger_api import LedgerServicer
+from service.licence_api import LicenceServicer
+from service.region.common import RegionContext
+from service.region.licences import Licences
+from service.region.registry import Registry
+from service.registry_api import RegistryServicer
+from signer.keystore import FileKeyStore
 
 log = logging.getLogger("licence_ledger.server")
 
 LEDGER = ledger_service_pb2.DESCRIPTOR.services_by_name["LedgerService"]
+SERVING: tuple[ServiceDescriptor, ...] = (
+    LEDGER,
+    registry_service_pb2.DESCRIPTOR.services_by_name["RegistryService"],
+    licence_service_pb2.DESCRIPTOR.services_by_name["LicenceService"],
+)
 # Services whose behaviour arrives in later work, with the capability they will provide.
 PLANNED: tuple[tuple[ServiceDescriptor, str], ...] = (
-    (registry_service_pb2.DESCRIPTOR.services_by_name["RegistryService"], "the registry"),
-    (licence_service_pb2.DESCRIPTOR.services_by_name["LicenceService"], "licence issuance"),
     (seal_service_pb2.DESCRIPTOR.services_by_name["SealService"], "electronic seals"),
     (
         verification_service_pb2.DESCRIPTOR.services_by_name["VerificationService"],
@@ -81,7 +90,9 @@ def _planned_handler(service: ServiceDescriptor, capability: str) -> grpc.Generi
 class RegionServer:
     """The running server: start, wait for a signal, stop gracefully."""
 
-    def __init__(self, settings: ServerSettings, region: Region, ledger: Ledger) -> None:
+    def __init__(
+        self, settings: ServerSettings, region: Region, ledger: Ledger, keys: FileKeyStore
+    ) -> None:
         self.settings = settings
         self.ledger = ledger
         options = [
@@ -95,12 +106,19 @@ class RegionServer:
         ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server(
             LedgerServicer(ledger), self.server
         )
+        context = RegionContext(ledger, region.ca, keys)
+        registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
+            RegistryServicer(Registry(context)), self.server
+        )
+        licence_service_pb2_grpc.add_LicenceServiceServicer_to_server(
+            LicenceServicer(Licences(context)), self.server
+        )
         self.server.add_generic_rpc_handlers(
             tuple(_planned_handler(s, capability) for s, capability in PLANNED)
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        names = [LEDGER.full_name, *(s.full_name for s, _ in PLANNED)]
+        names = [*(s.full_name for s in SERVING), *(s.full_name for s, _ in PLANNED)]
         reflection.enable_server_reflection(
             [
                 *names,
@@ -123,9 +141,9 @@ class RegionServer:
 
     async def start(self) -> None:
         await self.server.start()
-        for name in ("", LEDGER.full_name):
+        for name in ("", *(s.full_name for s in SERVING)):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        for name in self._service_names[1:]:
+        for name in self._service_names[len(SERVING) :]:
             # Reachable, but every call answers UNIMPLEMENTED until the capability lands.
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
@@ -136,20 +154,22 @@ class RegionServer:
         await self.ledger.aclose()
 
 
-async def prepare(settings: ServerSettings, out: Callable[[str], None]) -> tuple[Region, Ledger]:
-    """Bootstrap on first run, then load the region and open the ledger."""
+async def prepare(
+    settings: ServerSettings, out: Callable[[str], None]
+) -> tuple[Region, Ledger, FileKeyStore]:
+    """Bootstrap on first run, then load the region, its key store and the ledger."""
     data = DataDir(settings.data_dir)
     if not is_bootstrapped(data):
         made = await bootstrap(data, settings.region, settings.region_name)
         out(f"first run: bootstrapped development region {settings.region} in {data.root}")
         for line in made:
             out(f"  {line}")
-    return load_region(data), data.open()
+    return load_region(data), data.open(), data.key_store()
 
 
 async def run(settings: ServerSettings, out: Callable[[str], None]) -> None:
-    region, ledger = await prepare(settings, out)
-    server = RegionServer(settings, region, ledger)
+    region, ledger, keys = await prepare(settings, out)
+    server = RegionServer(settings, region, ledger, keys)
     await server.start()
     root = settings.data_dir
     out(

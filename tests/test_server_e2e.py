@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -35,75 +29,21 @@ from licenceledger.record.v1 import record_pb2
 from service.authz import RULES, Role
 from service.bootstrap import RegionFiles, client_credentials_pem, unencrypted_pem
 from service.datadir import DataDir
-from service.server import LEDGER, PLANNED
+from service.server import PLANNED, SERVING
 from signer import pki
 from signer.keystore import PASSPHRASE_ENV, load_encrypted_pkcs8
 from tests.conftest import TEST_PASSPHRASE, build_data_dir, entry
+from tests.serverproc import Server, free_port
 
 PRELOADED = 500
 DEPARTMENT_CODE = "11310000002419612H"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    data: DataDir
-    port: int
-    mtls_port: int
-    process: subprocess.Popen[str] | None = None
-
-    def start(self) -> list[str]:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "service.cli",
-                "serve",
-                "--data",
-                str(self.data.root),
-                "--port",
-                str(self.port),
-                "--mtls-port",
-                str(self.mtls_port),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
-        )
-        assert self.process.stdout is not None
-        lines = []
-        for line in self.process.stdout:
-            lines.append(line.rstrip())
-            if "licence-ledger serving" in line:
-                return lines
-        raise AssertionError("server exited before serving:\n" + "\n".join(lines))
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
-
-    def channel(self, identity: tuple[bytes, bytes] | None = None) -> grpc.aio.Channel:
-        ca = RegionFiles(self.data).ca_cert.read_bytes()
-        if identity is None:
-            creds = grpc.ssl_channel_credentials(ca)
-            return grpc.aio.secure_channel(f"localhost:{self.port}", creds)
-        creds = grpc.ssl_channel_credentials(ca, identity[0], identity[1])
-        return grpc.aio.secure_channel(f"localhost:{self.mtls_port}", creds)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     os.environ[PASSPHRASE_ENV] = TEST_PASSPHRASE  # module scope: before the autouse fixture
     data = build_data_dir(tmp_path_factory.mktemp("region"), PRELOADED)
-    running = Server(data, _free_port(), _free_port())
+    running = Server(data, free_port(), free_port())
     banner = running.start()
     assert any("bootstrapped development region 310000" in line for line in banner)
     yield running
@@ -287,7 +227,7 @@ def test_consistency_and_listing_bounds(server: Server) -> None:
 
 def _call_every_rpc(server: Server, identity: tuple[bytes, bytes] | None) -> dict[str, Any]:
     """Each RPC of the table called with an empty request: method -> status code."""
-    services = {s.full_name: s for s in (LEDGER, *(planned for planned, _ in PLANNED))}
+    services = {s.full_name: s for s in (*SERVING, *(planned for planned, _ in PLANNED))}
 
     async def go() -> dict[str, Any]:
         results = {}
@@ -363,20 +303,18 @@ def test_mutual_tls_port_refuses_callers_without_a_region_certificate(server: Se
 
 
 def test_unbuilt_capabilities_answer_unimplemented_with_their_name(server: Server) -> None:
-    from licenceledger.licence.v1 import licence_service_pb2 as licence_pb
-    from licenceledger.licence.v1 import licence_service_pb2_grpc as licence_grpc
+    from licenceledger.seal.v1 import seal_service_pb2 as seal_pb
+    from licenceledger.seal.v1 import seal_service_pb2_grpc as seal_grpc
 
     async def go() -> grpc.aio.AioRpcError:
-        async with server.channel(_department_identity(server.data)) as channel:
+        async with server.channel() as channel:
             with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await licence_grpc.LicenceServiceStub(channel).IssueLicence(
-                    licence_pb.IssueLicenceRequest()
-                )
+                await seal_grpc.SealServiceStub(channel).GetSeal(seal_pb.GetSealRequest())
             return caught.value
 
     error = run(go())
     assert error.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "licence issuance" in (error.details() or "")
+    assert "electronic seals" in (error.details() or "")
     assert _details(error)[0] == "CAPABILITY_NOT_YET_AVAILABLE"
 
 
@@ -399,7 +337,7 @@ def test_restart_keeps_data_and_stops_gracefully(server: Server) -> None:
 def test_every_rpc_has_exactly_one_authorization_rule() -> None:
     served = {
         f"/{service.full_name}/{method.name}"
-        for service in (LEDGER, *(planned for planned, _ in PLANNED))
+        for service in (*SERVING, *(planned for planned, _ in PLANNED))
         for method in service.methods
     }
     api_rules = {m for m in RULES if not m.startswith("/grpc.")}

@@ -270,8 +270,8 @@ class Licence(_message.Message):
     licence_type_name: _builtins.str
     """The licence type's name as printed, e.g. 食品经营许可证."""
     licence_number: _builtins.str
-    """The licence number as printed on the licence (证照编号); unique per type
-    and issuer.
+    """The licence number as printed on the licence (证照编号); unique per
+    licence type within the region.
     """
     version: _builtins.int
     """Version number, 1 for the first issuance; the identifier's 3-digit
@@ -500,3 +500,193 @@ class LicenceCredential(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LicenceCredential: _TypeAlias = LicenceCredential  # noqa: Y015
+
+@_typing.final
+class QrClaims(_message.Message):
+    """What a licence QR code carries: the claims a person checks against the
+    printed licence, compact enough for a printed QR code, signed by the issuing
+    department's key on its own (the same key as the credential). The digest of
+    the credential payload binds the QR code to the full signed credential.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LICENCE_ID_FIELD_NUMBER: _builtins.int
+    LICENCE_TYPE_CODE_FIELD_NUMBER: _builtins.int
+    LICENCE_TYPE_NAME_FIELD_NUMBER: _builtins.int
+    LICENCE_NUMBER_FIELD_NUMBER: _builtins.int
+    HOLDER_FIELD_NUMBER: _builtins.int
+    ISSUER_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    FACE_FIELDS_FIELD_NUMBER: _builtins.int
+    FACE_FIELDS_OMITTED_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_PAYLOAD_DIGEST_FIELD_NUMBER: _builtins.int
+    LEDGER_INDEX_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    licence_id: _builtins.str
+    """The licence version's identifier."""
+    licence_type_code: _builtins.str
+    """The licence type's catalogue code."""
+    licence_type_name: _builtins.str
+    """The licence type's name as printed."""
+    licence_number: _builtins.str
+    """The licence number as printed."""
+    face_fields_omitted: _builtins.bool
+    """True when the face fields were left out to keep the payload small; the
+    credential (bound by `credential_payload_digest`) has them.
+    """
+    ledger_index: _builtins.int
+    """Index of the issuance's ledger entry, for an online look-up of the proof."""
+    version: _builtins.int
+    """The version number."""
+    @_builtins.property
+    def holder(self) -> Global___Holder:
+        """The holder."""
+
+    @_builtins.property
+    def issuer(self) -> Global___Issuer:
+        """The issuing department."""
+
+    @_builtins.property
+    def issued_at(self) -> _timestamp_pb2.Timestamp:
+        """When the version was issued."""
+
+    @_builtins.property
+    def valid_from(self) -> _timestamp_pb2.Timestamp:
+        """First instant of validity."""
+
+    @_builtins.property
+    def valid_until(self) -> _timestamp_pb2.Timestamp:
+        """End of validity (exclusive); unset means indefinitely valid."""
+
+    @_builtins.property
+    def face_fields(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaceField]:
+        """The face fields, when they fit in the QR code; see `face_fields_omitted`."""
+
+    @_builtins.property
+    def credential_payload_digest(self) -> _crypto_pb2.Digest:
+        """SHA-256 of the credential envelope's payload (the serialized Licence)."""
+
+    def __init__(
+        self,
+        *,
+        licence_id: _builtins.str = ...,
+        licence_type_code: _builtins.str = ...,
+        licence_type_name: _builtins.str = ...,
+        licence_number: _builtins.str = ...,
+        holder: Global___Holder | None = ...,
+        issuer: Global___Issuer | None = ...,
+        issued_at: _timestamp_pb2.Timestamp | None = ...,
+        valid_from: _timestamp_pb2.Timestamp | None = ...,
+        valid_until: _timestamp_pb2.Timestamp | None = ...,
+        face_fields: _abc.Iterable[Global___FaceField] | None = ...,
+        face_fields_omitted: _builtins.bool = ...,
+        credential_payload_digest: _crypto_pb2.Digest | None = ...,
+        ledger_index: _builtins.int = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credential_payload_digest", b"credential_payload_digest", "holder", b"holder", "issued_at", b"issued_at", "issuer", b"issuer", "valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential_payload_digest", b"credential_payload_digest", "face_fields", b"face_fields", "face_fields_omitted", b"face_fields_omitted", "holder", b"holder", "issued_at", b"issued_at", "issuer", b"issuer", "ledger_index", b"ledger_index", "licence_id", b"licence_id", "licence_number", b"licence_number", "licence_type_code", b"licence_type_code", "licence_type_name", b"licence_type_name", "valid_from", b"valid_from", "valid_until", b"valid_until", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QrClaims: _TypeAlias = QrClaims  # noqa: Y015
+
+@_typing.final
+class QrCode(_message.Message):
+    """The signed container inside a QR payload. The payload text is `LL1:`
+    followed by the Base45 (RFC 9285) encoding of this message.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLAIMS_FIELD_NUMBER: _builtins.int
+    ALGORITHM_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    claims: _builtins.bytes
+    """Serialized QrClaims, signed as exact bytes; parse only after verifying."""
+    algorithm: _crypto_pb2.SignatureAlgorithm.ValueType
+    """The signature algorithm."""
+    key_id: _builtins.bytes
+    """First 8 bytes of the signing key's id (SHA-256 of its
+    SubjectPublicKeyInfo), to find its certificate in the trust list.
+    """
+    signature: _builtins.bytes
+    """Signature over the DSSE pre-authentication encoding of the QR claims
+    payload type and `claims`.
+    """
+    def __init__(
+        self,
+        *,
+        claims: _builtins.bytes = ...,
+        algorithm: _crypto_pb2.SignatureAlgorithm.ValueType = ...,
+        key_id: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "claims", b"claims", "key_id", b"key_id", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QrCode: _TypeAlias = QrCode  # noqa: Y015
+
+@_typing.final
+class StatusStatement(_message.Message):
+    """A status change as the department signs it (the payload of the envelope in
+    LicenceStatusChanged).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LICENCE_ID_FIELD_NUMBER: _builtins.int
+    PREVIOUS_STATUS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CHANGED_AT_FIELD_NUMBER: _builtins.int
+    SUSPENDED_UNTIL_FIELD_NUMBER: _builtins.int
+    SUCCESSOR_LICENCE_ID_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    licence_id: _builtins.str
+    """The licence version the change is made on."""
+    previous_status: Global___LicenceStatus.ValueType
+    """Status before."""
+    status: Global___LicenceStatus.ValueType
+    """Status after."""
+    reason: _builtins.str
+    """The department's reason."""
+    successor_licence_id: _builtins.str
+    """For 06 transferred out: the successor in the receiving region."""
+    department_code: _builtins.str
+    """The department making the change."""
+    @_builtins.property
+    def changed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the change takes effect."""
+
+    @_builtins.property
+    def suspended_until(self) -> _timestamp_pb2.Timestamp:
+        """For a suspension with a term: when it ends."""
+
+    def __init__(
+        self,
+        *,
+        licence_id: _builtins.str = ...,
+        previous_status: Global___LicenceStatus.ValueType = ...,
+        status: Global___LicenceStatus.ValueType = ...,
+        reason: _builtins.str = ...,
+        changed_at: _timestamp_pb2.Timestamp | None = ...,
+        suspended_until: _timestamp_pb2.Timestamp | None = ...,
+        successor_licence_id: _builtins.str = ...,
+        department_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "suspended_until", b"suspended_until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "department_code", b"department_code", "licence_id", b"licence_id", "previous_status", b"previous_status", "reason", b"reason", "status", b"status", "successor_licence_id", b"successor_licence_id", "suspended_until", b"suspended_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatusStatement: _TypeAlias = StatusStatement  # noqa: Y015

@@ -6,9 +6,14 @@ bytes; every entry this deployment appends is one serialized LedgerRecord, kept
 verbatim, so auditors and peer regions can decode the region's whole history.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from licenceledger.licence.v1 import licence_pb2 as _licence_pb2
+from licenceledger.registry.v1 import registry_pb2 as _registry_pb2
+from licenceledger.type.v1 import crypto_pb2 as _crypto_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -28,11 +33,27 @@ class LedgerRecord(_message.Message):
 
     RECORDED_AT_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_DIGEST_FIELD_NUMBER: _builtins.int
     REGION_BOOTSTRAPPED_FIELD_NUMBER: _builtins.int
     CERTIFICATE_ISSUED_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_REGISTERED_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_KEY_ROTATED_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_KEY_REVOKED_FIELD_NUMBER: _builtins.int
+    LICENCE_TYPE_REGISTERED_FIELD_NUMBER: _builtins.int
+    LICENCE_VERSION_ISSUED_FIELD_NUMBER: _builtins.int
+    LICENCE_STATUS_CHANGED_FIELD_NUMBER: _builtins.int
     actor: _builtins.str
     """Who caused the change, as `<role>:<subject id>` from the caller's client
     certificate (e.g. `admin:bootstrap-admin`), or `system` for the service itself.
+    """
+    request_id: _builtins.str
+    """The caller's idempotency key for the request that made the change, if any.
+    Recorded so the idempotency index can be rebuilt from the ledger alone.
+    """
+    request_digest: _builtins.bytes
+    """SHA-256 of the request (deterministic serialization with `request_id`
+    cleared, prefixed by the full RPC method name): a retry must match it.
     """
     @_builtins.property
     def recorded_at(self) -> _timestamp_pb2.Timestamp:
@@ -46,19 +67,51 @@ class LedgerRecord(_message.Message):
     def certificate_issued(self) -> Global___CertificateIssued:
         """A certificate was issued under the region root (server, admin, department)."""
 
+    @_builtins.property
+    def department_registered(self) -> Global___DepartmentRegistered:
+        """A department was registered with its first issuing key."""
+
+    @_builtins.property
+    def department_key_rotated(self) -> Global___DepartmentKeyRotated:
+        """A department's issuing key was rotated."""
+
+    @_builtins.property
+    def department_key_revoked(self) -> Global___DepartmentKeyRevoked:
+        """A department's issuing key was revoked."""
+
+    @_builtins.property
+    def licence_type_registered(self) -> Global___LicenceTypeRegistered:
+        """A licence type was added to the catalogue."""
+
+    @_builtins.property
+    def licence_version_issued(self) -> Global___LicenceVersionIssued:
+        """A licence version was issued (first issuance, amendment or renewal)."""
+
+    @_builtins.property
+    def licence_status_changed(self) -> Global___LicenceStatusChanged:
+        """A licence's status changed."""
+
     def __init__(
         self,
         *,
         recorded_at: _timestamp_pb2.Timestamp | None = ...,
         actor: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        request_digest: _builtins.bytes = ...,
         region_bootstrapped: Global___RegionBootstrapped | None = ...,
         certificate_issued: Global___CertificateIssued | None = ...,
+        department_registered: Global___DepartmentRegistered | None = ...,
+        department_key_rotated: Global___DepartmentKeyRotated | None = ...,
+        department_key_revoked: Global___DepartmentKeyRevoked | None = ...,
+        licence_type_registered: Global___LicenceTypeRegistered | None = ...,
+        licence_version_issued: Global___LicenceVersionIssued | None = ...,
+        licence_status_changed: Global___LicenceStatusChanged | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["certificate_issued", b"certificate_issued", "change", b"change", "recorded_at", b"recorded_at", "region_bootstrapped", b"region_bootstrapped"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["certificate_issued", b"certificate_issued", "change", b"change", "department_key_revoked", b"department_key_revoked", "department_key_rotated", b"department_key_rotated", "department_registered", b"department_registered", "licence_status_changed", b"licence_status_changed", "licence_type_registered", b"licence_type_registered", "licence_version_issued", b"licence_version_issued", "recorded_at", b"recorded_at", "region_bootstrapped", b"region_bootstrapped"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "certificate_issued", b"certificate_issued", "change", b"change", "recorded_at", b"recorded_at", "region_bootstrapped", b"region_bootstrapped"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "certificate_issued", b"certificate_issued", "change", b"change", "department_key_revoked", b"department_key_revoked", "department_key_rotated", b"department_key_rotated", "department_registered", b"department_registered", "licence_status_changed", b"licence_status_changed", "licence_type_registered", b"licence_type_registered", "licence_version_issued", b"licence_version_issued", "recorded_at", b"recorded_at", "region_bootstrapped", b"region_bootstrapped", "request_digest", b"request_digest", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["region_bootstrapped", "certificate_issued"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["region_bootstrapped", "certificate_issued", "department_registered", "department_key_rotated", "department_key_revoked", "licence_type_registered", "licence_version_issued", "licence_status_changed"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 
@@ -127,3 +180,201 @@ class CertificateIssued(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CertificateIssued: _TypeAlias = CertificateIssued  # noqa: Y015
+
+@_typing.final
+class DepartmentRegistered(_message.Message):
+    """A department and its first issuing key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPARTMENT_FIELD_NUMBER: _builtins.int
+    CLIENT_CERTIFICATE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def department(self) -> _registry_pb2.Department:
+        """The department as registered (one active key)."""
+
+    @_builtins.property
+    def client_certificate(self) -> _crypto_pb2.IssuedCertificate:
+        """The department's mutual-TLS client certificate, when one was requested."""
+
+    def __init__(
+        self,
+        *,
+        department: _registry_pb2.Department | None = ...,
+        client_certificate: _crypto_pb2.IssuedCertificate | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["client_certificate", b"client_certificate", "department", b"department"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_certificate", b"client_certificate", "department", b"department"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DepartmentRegistered: _TypeAlias = DepartmentRegistered  # noqa: Y015
+
+@_typing.final
+class DepartmentKeyRotated(_message.Message):
+    """A new issuing key for a department; the previous active key of the same
+    algorithm, if any, is rotated out.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    ROTATED_KEY_ID_FIELD_NUMBER: _builtins.int
+    AUTHORIZED_LICENCE_TYPE_CODES_FIELD_NUMBER: _builtins.int
+    department_code: _builtins.str
+    """The department's code."""
+    rotated_key_id: _builtins.str
+    """`key_id` of the key rotated out; empty if there was none of that algorithm."""
+    @_builtins.property
+    def key(self) -> _registry_pb2.DepartmentKey:
+        """The new key, active."""
+
+    @_builtins.property
+    def authorized_licence_type_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The department's authorised licence types from now on."""
+
+    def __init__(
+        self,
+        *,
+        department_code: _builtins.str = ...,
+        key: _registry_pb2.DepartmentKey | None = ...,
+        rotated_key_id: _builtins.str = ...,
+        authorized_licence_type_codes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["authorized_licence_type_codes", b"authorized_licence_type_codes", "department_code", b"department_code", "key", b"key", "rotated_key_id", b"rotated_key_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DepartmentKeyRotated: _TypeAlias = DepartmentKeyRotated  # noqa: Y015
+
+@_typing.final
+class DepartmentKeyRevoked(_message.Message):
+    """A department key revoked."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    INVALID_SINCE_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    department_code: _builtins.str
+    """The department's code."""
+    key_id: _builtins.str
+    """The revoked key."""
+    reason: _registry_pb2.RevocationReason.ValueType
+    """Why."""
+    comment: _builtins.str
+    """Free-text explanation."""
+    @_builtins.property
+    def invalid_since(self) -> _timestamp_pb2.Timestamp:
+        """From when its signatures are not trusted."""
+
+    def __init__(
+        self,
+        *,
+        department_code: _builtins.str = ...,
+        key_id: _builtins.str = ...,
+        reason: _registry_pb2.RevocationReason.ValueType = ...,
+        invalid_since: _timestamp_pb2.Timestamp | None = ...,
+        comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["invalid_since", b"invalid_since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "department_code", b"department_code", "invalid_since", b"invalid_since", "key_id", b"key_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DepartmentKeyRevoked: _TypeAlias = DepartmentKeyRevoked  # noqa: Y015
+
+@_typing.final
+class LicenceTypeRegistered(_message.Message):
+    """A licence type added to the catalogue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LICENCE_TYPE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def licence_type(self) -> _registry_pb2.LicenceType:
+        """The type with its face-field schema."""
+
+    def __init__(
+        self,
+        *,
+        licence_type: _registry_pb2.LicenceType | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["licence_type", b"licence_type"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["licence_type", b"licence_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LicenceTypeRegistered: _TypeAlias = LicenceTypeRegistered  # noqa: Y015
+
+@_typing.final
+class LicenceVersionIssued(_message.Message):
+    """A licence version: the department's signed credential, exactly as issued."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    QR_PAYLOAD_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    kind: _licence_pb2.LicenceVersionKind.ValueType
+    """What created the version."""
+    envelope: _builtins.bytes
+    """The DSSE envelope (JSON) over the serialized Licence."""
+    qr_payload: _builtins.bytes
+    """The signed QR payload issued with it."""
+    reason: _builtins.str
+    """Reason for an amendment or renewal."""
+    key_id: _builtins.str
+    """`key_id` of the department key that signed the envelope and QR code."""
+    def __init__(
+        self,
+        *,
+        kind: _licence_pb2.LicenceVersionKind.ValueType = ...,
+        envelope: _builtins.bytes = ...,
+        qr_payload: _builtins.bytes = ...,
+        reason: _builtins.str = ...,
+        key_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "key_id", b"key_id", "kind", b"kind", "qr_payload", b"qr_payload", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LicenceVersionIssued: _TypeAlias = LicenceVersionIssued  # noqa: Y015
+
+@_typing.final
+class LicenceStatusChanged(_message.Message):
+    """A licence status change: the department's signed statement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    envelope: _builtins.bytes
+    """The DSSE envelope (JSON) over the serialized StatusStatement."""
+    key_id: _builtins.str
+    """`key_id` of the department key that signed it."""
+    def __init__(
+        self,
+        *,
+        envelope: _builtins.bytes = ...,
+        key_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "key_id", b"key_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LicenceStatusChanged: _TypeAlias = LicenceStatusChanged  # noqa: Y015

@@ -28,7 +28,7 @@ from licenceledger.type.v1 import crypto_pb2 as licenceledger_dot_type_dot_v1_do
 from licenceledger.type.v1 import ledger_pb2 as licenceledger_dot_type_dot_v1_dot_ledger__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n0licenceledger/registry/v1/registry_service.proto\x12\x19licenceledger.registry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(licenceledger/registry/v1/registry.proto\x1a\"licenceledger/type/v1/crypto.proto\x1a\"licenceledger/type/v1/ledger.proto\"\x91\x02\n\x19RegisterDepartmentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65partment_code\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0bregion_code\x18\x04 \x01(\t\x12%\n\x1d\x61uthorized_licence_type_codes\x18\x05 \x03(\t\x12>\n\x0bissuing_key\x18\x06 \x01(\x0b\x32).licenceledger.type.v1.CertificateRequest\x12=\n\nclient_key\x18\x07 \x01(\x0b\x32).licenceledger.type.v1.CertificateRequest\"\xd0\x01\n\x1aRegisterDepartmentResponse\x12\x39\n\ndepartment\x18\x01 \x01(\x0b\x32%.licenceledger.registry.v1.Department\x12\x44\n\x12\x63lient_certificate\x18\x02 \x01(\x0b\x32(.licenceledger.type.v1.IssuedCertificate\x12\x31\n\x05proof\x18\x03 \x01(\x0b\x32\".licenceledger.type.v1.ProofBundle\"/\n\x14GetDepartmentRequest\x12\x17\n\x0f\x64\x65partment_code\x18\x01 \x01(\t\"R\n\x15GetDepartmentResponse\x12\x39\n\ndepartment\x18\x01 \x01(\x0b\x32%.licenceledger.registry.v1.Department\"o\n\x16ListDepartmentsRequest\x12\x13\n\x0bregion_code\x18\x01 \x01(\t\x12\x19\n\x11licence_type_code\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"n\n\x17ListDepartmentsResponse\x12:\n\x0b\x64\x65partments\x18\x01 \x03(\x0b\x32%.licenceledger.registry.v1.Department\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb0\x01\n\x1aRotateDepartmentKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65partment_code\x18\x02 \x01(\t\x12>\n\x0bissuing_key\x18\x03 \x01(\x0b\x32).licenceledger.type.v1.CertificateRequest\x12%\n\x1d\x61uthorized_licence_type_codes\x18\x04 \x03(\t\"\xca\x01\n\x1bRotateDepartmentKeyResponse\x12\x39\n\ndepartment\x18\x01 \x01(\x0b\x32%.licenceledger.registry.v1.Department\x12=\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0b\x32(.licenceledger.type.v1.IssuedCertificate\x12\x31\n\x05proof\x18\x03 \x01(\x0b\x32\".licenceledger.type.v1.ProofBundle\"\xda\x01\n\x1aRevokeDepartmentKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65partment_code\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12;\n\x06reason\x18\x04 \x01(\x0e\x32+.licenceledger.registry.v1.RevocationReason\x12\x31\n\rinvalid_since\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\"\x8b\x01\n\x1bRevokeDepartmentKeyResponse\x12\x39\n\ndepartment\x18\x01 \x01(\x0b\x32%.licenceledger.registry.v1.Department\x12\x31\n\x05proof\x18\x02 \x01(\x0b\x32\".licenceledger.type.v1.ProofBundle\"\xa9\x01\n\x1aRegisterLicenceTypeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x19\n\x11licence_type_code\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07name_en\x18\x04 \x01(\t\x12=\n\x0b\x66\x61\x63\x65_fields\x18\x05 \x03(\x0b\x32(.licenceledger.registry.v1.FaceFieldSpec\"\x8e\x01\n\x1bRegisterLicenceTypeResponse\x12<\n\x0clicence_type\x18\x01 \x01(\x0b\x32&.licenceledger.registry.v1.LicenceType\x12\x31\n\x05proof\x18\x02 \x01(\x0b\x32\".licenceledger.type.v1.ProofBundle\"2\n\x15GetLicenceTypeRequest\x12\x19\n\x11licence_type_code\x18\x01 \x01(\t\"V\n\x16GetLicenceTypeResponse\x12<\n\x0clicence_type\x18\x01 \x01(\x0b\x32&.licenceledger.registry.v1.LicenceType\"@\n\x17ListLicenceTypesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"r\n\x18ListLicenceTypesResponse\x12=\n\rlicence_types\x18\x01 \x03(\x0b\x32&.licenceledger.registry.v1.LicenceType\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa1\x08\n\x0fRegistryService\x12\x81\x01\n\x12RegisterDepartment\x12\x34.licenceledger.registry.v1.RegisterDepartmentRequest\x1a\x35.licenceledger.registry.v1.RegisterDepartmentResponse\x12w\n\rGetDepartment\x12/.licenceledger.registry.v1.GetDepartmentRequest\x1a\x30.licenceledger.registry.v1.GetDepartmentResponse\"\x03\x90\x02\x01\x12}\n\x0fListDepartments\x12\x31.licenceledger.registry.v1.ListDepartmentsRequest\x1a\x32.licenceledger.registry.v1.ListDepartmentsResponse\"\x03\x90\x02\x01\x12\x84\x01\n\x13RotateDepartmentKey\x12\x35.licenceledger.registry.v1.RotateDepartmentKeyRequest\x1a\x36.licenceledger.registry.v1.RotateDepartmentKeyResponse\x12\x84\x01\n\x13RevokeDepartmentKey\x12\x35.licenceledger.registry.v1.RevokeDepartmentKeyRequest\x1a\x36.licenceledger.registry.v1.RevokeDepartmentKeyResponse\x12\x84\x01\n\x13RegisterLicenceType\x12\x35.licenceledger.registry.v1.RegisterLicenceTypeRequest\x1a\x36.licenceledger.registry.v1.RegisterLicenceTypeResponse\x12z\n\x0eGetLicenceType\x12\x30.licenceledger.registry.v1.GetLicenceTypeRequest\x1a\x31.licenceledger.registry.v1.GetLicenceTypeResponse\"\x03\x90\x02\x01\x12\x80\x01\n\x10ListLicenceTypes\x12\x32.licenceledger.registry.v1.ListLicenceTypesRequest\x1a\x33.licenceledger.registry.v1.ListLicenceTypesResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n0licenceledger/registry/v1/registry_service.proto\x12\x19licenceledger.registry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(licenceledger/registry/v1/registry.proto\x1a\"licenceledger/type/v1/crypto.proto\x1a\"licenceledger/type/v1/ledger.proto\"\xdb\x02\n\x19RegisterDepartmentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65partment_code\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0bregion_code\x18\x04 \x01(\t\x12%\n\x1d\x61uthorized_licence_type_codes\x18\x05 \x03(\t\x12>\n\x0bissuing_key\x18\x06 \x01(\x0b\x32).licenceledger.type.v1.CertificateRequest\x12=\n\nclient_key\x18\x07 \x01(\x0b\x32).licenceledger.type.v1.CertificateRequest\x12H\n\x15issuing_key_algorithm\x18\x08 \x01(\x0e\x32).licenceledger.type.v1.SignatureAlgorithm\"\xd0\x01\n\x1aRegisterDepartmentResponse\x12\x39\n\ndepartment\x18\x01 \x01(\x0b\x32%.licenceledger.registry.v1.Department\x12\x44\n\x12\x63lient_certificate\x18\x02 \x01(\x0b\x32(.licenceledger.type.v1.IssuedCertificate\x12\x31\n\x05proof\x18\x03 \x01(\x0b\x32\".licenceledger.type.v1.ProofBundle\"/\n\x14GetDepartmentRequest\x12\x17\n\x0f\x64\x65partment_code\x18\x01 \x01(\t\"R\n\x15GetDepartmentResponse\x12\x39\n\ndepartment\x18\x01 \x01(\x0b\x32%.licenceledger.registry.v1.Department\"o\n\x16ListDepartmentsRequest\x12\x13\n\x0bregion_code\x18\x01 \x01(\t\x12\x19\n\x11licence_type_code\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"n\n\x17ListDepartmentsResponse\x12:\n\x0b\x64\x65partments\x18\x01 \x03(\x0b\x32%.licenceledger.registry.v1.Department\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xfa\x01\n\x1aRotateDepartmentKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65partment_code\x18\x02 \x01(\t\x12>\n\x0bissuing_key\x18\x03 \x01(\x0b\x32).licenceledger.type.v1.CertificateRequest\x12%\n\x1d\x61uthorized_licence_type_codes\x18\x04 \x03(\t\x12H\n\x15issuing_key_algorithm\x18\x05 \x01(\x0e\x32).licenceledger.type.v1.SignatureAlgorithm\"\xca\x01\n\x1bRotateDepartmentKeyResponse\x12\x39\n\ndepartment\x18\x01 \x01(\x0b\x32%.licenceledger.registry.v1.Department\x12=\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0b\x32(.licenceledger.type.v1.IssuedCertificate\x12\x31\n\x05proof\x18\x03 \x01(\x0b\x32\".licenceledger.type.v1.ProofBundle\"\xda\x01\n\x1aRevokeDepartmentKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65partment_code\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12;\n\x06reason\x18\x04 \x01(\x0e\x32+.licenceledger.registry.v1.RevocationReason\x12\x31\n\rinvalid_since\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\"\x8b\x01\n\x1bRevokeDepartmentKeyResponse\x12\x39\n\ndepartment\x18\x01 \x01(\x0b\x32%.licenceledger.registry.v1.Department\x12\x31\n\x05proof\x18\x02 \x01(\x0b\x32\".licenceledger.type.v1.ProofBundle\"\xa9\x01\n\x1aRegisterLicenceTypeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x19\n\x11licence_type_code\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07name_en\x18\x04 \x01(\t\x12=\n\x0b\x66\x61\x63\x65_fields\x18\x05 \x03(\x0b\x32(.licenceledger.registry.v1.FaceFieldSpec\"\x8e\x01\n\x1bRegisterLicenceTypeResponse\x12<\n\x0clicence_type\x18\x01 \x01(\x0b\x32&.licenceledger.registry.v1.LicenceType\x12\x31\n\x05proof\x18\x02 \x01(\x0b\x32\".licenceledger.type.v1.ProofBundle\"2\n\x15GetLicenceTypeRequest\x12\x19\n\x11licence_type_code\x18\x01 \x01(\t\"V\n\x16GetLicenceTypeResponse\x12<\n\x0clicence_type\x18\x01 \x01(\x0b\x32&.licenceledger.registry.v1.LicenceType\"@\n\x17ListLicenceTypesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"r\n\x18ListLicenceTypesResponse\x12=\n\rlicence_types\x18\x01 \x03(\x0b\x32&.licenceledger.registry.v1.LicenceType\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa1\x08\n\x0fRegistryService\x12\x81\x01\n\x12RegisterDepartment\x12\x34.licenceledger.registry.v1.RegisterDepartmentRequest\x1a\x35.licenceledger.registry.v1.RegisterDepartmentResponse\x12w\n\rGetDepartment\x12/.licenceledger.registry.v1.GetDepartmentRequest\x1a\x30.licenceledger.registry.v1.GetDepartmentResponse\"\x03\x90\x02\x01\x12}\n\x0fListDepartments\x12\x31.licenceledger.registry.v1.ListDepartmentsRequest\x1a\x32.licenceledger.registry.v1.ListDepartmentsResponse\"\x03\x90\x02\x01\x12\x84\x01\n\x13RotateDepartmentKey\x12\x35.licenceledger.registry.v1.RotateDepartmentKeyRequest\x1a\x36.licenceledger.registry.v1.RotateDepartmentKeyResponse\x12\x84\x01\n\x13RevokeDepartmentKey\x12\x35.licenceledger.registry.v1.RevokeDepartmentKeyRequest\x1a\x36.licenceledger.registry.v1.RevokeDepartmentKeyResponse\x12\x84\x01\n\x13RegisterLicenceType\x12\x35.licenceledger.registry.v1.RegisterLicenceTypeRequest\x1a\x36.licenceledger.registry.v1.RegisterLicenceTypeResponse\x12z\n\x0eGetLicenceType\x12\x30.licenceledger.registry.v1.GetLicenceTypeRequest\x1a\x31.licenceledger.registry.v1.GetLicenceTypeResponse\"\x03\x90\x02\x01\x12\x80\x01\n\x10ListLicenceTypes\x12\x32.licenceledger.registry.v1.ListLicenceTypesRequest\x1a\x33.licenceledger.registry.v1.ListLicenceTypesResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,37 +44,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTRYSERVICE'].methods_by_name['ListLicenceTypes']._loaded_options = None
   _globals['_REGISTRYSERVICE'].methods_by_name['ListLicenceTypes']._serialized_options = b'\220\002\001'
   _globals['_REGISTERDEPARTMENTREQUEST']._serialized_start=227
-  _globals['_REGISTERDEPARTMENTREQUEST']._serialized_end=500
-  _globals['_REGISTERDEPARTMENTRESPONSE']._serialized_start=503
-  _globals['_REGISTERDEPARTMENTRESPONSE']._serialized_end=711
-  _globals['_GETDEPARTMENTREQUEST']._serialized_start=713
-  _globals['_GETDEPARTMENTREQUEST']._serialized_end=760
-  _globals['_GETDEPARTMENTRESPONSE']._serialized_start=762
-  _globals['_GETDEPARTMENTRESPONSE']._serialized_end=844
-  _globals['_LISTDEPARTMENTSREQUEST']._serialized_start=846
-  _globals['_LISTDEPARTMENTSREQUEST']._serialized_end=957
-  _globals['_LISTDEPARTMENTSRESPONSE']._serialized_start=959
-  _globals['_LISTDEPARTMENTSRESPONSE']._serialized_end=1069
-  _globals['_ROTATEDEPARTMENTKEYREQUEST']._serialized_start=1072
-  _globals['_ROTATEDEPARTMENTKEYREQUEST']._serialized_end=1248
-  _globals['_ROTATEDEPARTMENTKEYRESPONSE']._serialized_start=1251
-  _globals['_ROTATEDEPARTMENTKEYRESPONSE']._serialized_end=1453
-  _globals['_REVOKEDEPARTMENTKEYREQUEST']._serialized_start=1456
-  _globals['_REVOKEDEPARTMENTKEYREQUEST']._serialized_end=1674
-  _globals['_REVOKEDEPARTMENTKEYRESPONSE']._serialized_start=1677
-  _globals['_REVOKEDEPARTMENTKEYRESPONSE']._serialized_end=1816
-  _globals['_REGISTERLICENCETYPEREQUEST']._serialized_start=1819
-  _globals['_REGISTERLICENCETYPEREQUEST']._serialized_end=1988
-  _globals['_REGISTERLICENCETYPERESPONSE']._serialized_start=1991
-  _globals['_REGISTERLICENCETYPERESPONSE']._serialized_end=2133
-  _globals['_GETLICENCETYPEREQUEST']._serialized_start=2135
-  _globals['_GETLICENCETYPEREQUEST']._serialized_end=2185
-  _globals['_GETLICENCETYPERESPONSE']._serialized_start=2187
-  _globals['_GETLICENCETYPERESPONSE']._serialized_end=2273
-  _globals['_LISTLICENCETYPESREQUEST']._serialized_start=2275
-  _globals['_LISTLICENCETYPESREQUEST']._serialized_end=2339
-  _globals['_LISTLICENCETYPESRESPONSE']._serialized_start=2341
-  _globals['_LISTLICENCETYPESRESPONSE']._serialized_end=2455
-  _globals['_REGISTRYSERVICE']._serialized_start=2458
-  _globals['_REGISTRYSERVICE']._serialized_end=3515
+  _globals['_REGISTERDEPARTMENTREQUEST']._serialized_end=574
+  _globals['_REGISTERDEPARTMENTRESPONSE']._serialized_start=577
+  _globals['_REGISTERDEPARTMENTRESPONSE']._serialized_end=785
+  _globals['_GETDEPARTMENTREQUEST']._serialized_start=787
+  _globals['_GETDEPARTMENTREQUEST']._serialized_end=834
+  _globals['_GETDEPARTMENTRESPONSE']._serialized_start=836
+  _globals['_GETDEPARTMENTRESPONSE']._serialized_end=918
+  _globals['_LISTDEPARTMENTSREQUEST']._serialized_start=920
+  _globals['_LISTDEPARTMENTSREQUEST']._serialized_end=1031
+  _globals['_LISTDEPARTMENTSRESPONSE']._serialized_start=1033
+  _globals['_LISTDEPARTMENTSRESPONSE']._serialized_end=1143
+  _globals['_ROTATEDEPARTMENTKEYREQUEST']._serialized_start=1146
+  _globals['_ROTATEDEPARTMENTKEYREQUEST']._serialized_end=1396
+  _globals['_ROTATEDEPARTMENTKEYRESPONSE']._serialized_start=1399
+  _globals['_ROTATEDEPARTMENTKEYRESPONSE']._serialized_end=1601
+  _globals['_REVOKEDEPARTMENTKEYREQUEST']._serialized_start=1604
+  _globals['_REVOKEDEPARTMENTKEYREQUEST']._serialized_end=1822
+  _globals['_REVOKEDEPARTMENTKEYRESPONSE']._serialized_start=1825
+  _globals['_REVOKEDEPARTMENTKEYRESPONSE']._serialized_end=1964
+  _globals['_REGISTERLICENCETYPEREQUEST']._serialized_start=1967
+  _globals['_REGISTERLICENCETYPEREQUEST']._serialized_end=2136
+  _globals['_REGISTERLICENCETYPERESPONSE']._serialized_start=2139
+  _globals['_REGISTERLICENCETYPERESPONSE']._serialized_end=2281
+  _globals['_GETLICENCETYPEREQUEST']._serialized_start=2283
+  _globals['_GETLICENCETYPEREQUEST']._serialized_end=2333
+  _globals['_GETLICENCETYPERESPONSE']._serialized_start=2335
+  _globals['_GETLICENCETYPERESPONSE']._serialized_end=2421
+  _globals['_LISTLICENCETYPESREQUEST']._serialized_start=2423
+  _globals['_LISTLICENCETYPESREQUEST']._serialized_end=2487
+  _globals['_LISTLICENCETYPESRESPONSE']._serialized_start=2489
+  _globals['_LISTLICENCETYPESRESPONSE']._serialized_end=2603
+  _globals['_REGISTRYSERVICE']._serialized_start=2606
+  _globals['_REGISTRYSERVICE']._serialized_end=3663
 # @@protoc_insertion_point(module_scope)

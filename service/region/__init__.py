@@ -1,0 +1,1 @@
+"""The region's domain: registry, licences and their indexes, apart from gRPC."""
