@@ -10,7 +10,7 @@ from bench import primitives
 from bench.appends import measure_appends
 from bench.proofs import MULTIGET_KEYS, SIZES, TEN_MILLION, ProofPoint, measure_proofs
 from bench.report import Extra, Figure, Selection, console
-from bench.rpc import IN_FLIGHT, measure_rpc
+from bench.rpc import IN_FLIGHT, measure_issuance, measure_rpc
 
 APPEND_GOAL = 20_000.0  # appends/s
 PROOF_GOAL_US = 200.0
@@ -23,6 +23,9 @@ SYNCED_BATCH = "rocksdict.synced_writebatch_keys_per_s"
 MULTIGET = "rocksdict.multiget_us"
 RPC = "rpc.ledger_get_checkpoint_per_s"
 ECHO = "grpc.aio_echo_per_s"
+ISSUE = "licence.issue_per_s"
+MTLS_ECHO = "grpc.aio_mtls_echo_per_s"
+ISSUE_GOAL = 1_500.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,10 +172,31 @@ def run_rpc(opts: Options) -> list[Figure]:
     ]
 
 
+def run_issuance(opts: Options) -> list[Figure]:
+    console.rule(ISSUE)
+    rate, echo_rate, written = asyncio.run(measure_issuance(opts.scratch / "issue", opts.seconds))
+    # The raw signing rate from this same run: each issuance signs twice (envelope, QR).
+    signs = primitives.ed25519_signs_per_s(max(1.0, opts.seconds / 3))
+    extra: Extra = {
+        "in_flight": IN_FLIGHT,
+        "transport": "mutual TLS 1.3, loopback, one process",
+        "face_fields": 10,
+        "entries_written": written,
+        "ed25519_sign_per_s_same_run": signs,
+        "ratio_to_half_sign_rate": rate / (signs / 2),
+        "goal": f">= {ISSUE_GOAL:.0f}",
+        "goal_met": rate >= ISSUE_GOAL,
+    }
+    return [
+        Figure(ISSUE, rate, "licences/s", MTLS_ECHO, echo_rate, "calls/s", True, extra),
+        Figure.primitive(MTLS_ECHO, echo_rate, "calls/s", higher_is_better=True, extra=extra),
+    ]
+
+
 def figure_names(ten_million: bool) -> list[str]:
     sizes = [*SIZES, TEN_MILLION] if ten_million else list(SIZES)
     proofs = [name for label, _ in sizes for name in proof_names(label)]
-    return [ED25519, SYNCED_COMMITS, APPENDS, SYNCED_BATCH, RPC, ECHO, *proofs]
+    return [ED25519, SYNCED_COMMITS, APPENDS, SYNCED_BATCH, RPC, ECHO, ISSUE, MTLS_ECHO, *proofs]
 
 
 def run_all(opts: Options, selection: Selection) -> None:
@@ -184,4 +208,6 @@ def run_all(opts: Options, selection: Selection) -> None:
         selection.emit(run_appends(opts))
     if selection.wants(RPC, ECHO):
         selection.emit(run_rpc(opts))
+    if selection.wants(ISSUE, MTLS_ECHO):
+        selection.emit(run_issuance(opts))
     selection.emit(run_proofs(opts, selection))

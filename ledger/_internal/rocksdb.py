@@ -4,7 +4,7 @@ Column families keep each kind of record in its own key space so scans stay
 sequential: ``leaves`` and ``hashes`` under 8-byte big-endian indexes (so key order
 is index order), ``leaf_index`` from leaf hash to index, ``index`` for the user's
 derived index (opaque pairs), and ``default`` for metadata. A commit is one
-WriteBatch written with ``sync=True``: either all of it reaches the disk or none
+WriteBatch, synced to disk (see `commit`): either all of it reaches the disk or none
 does, and it is on disk before `commit` returns.
 """
 
@@ -114,6 +114,7 @@ class RocksDBStorage:
         self._cf_handles = {name: self._db.get_column_family_handle(name) for name in _FAMILIES}
         self._sync = WriteOptions()
         self._sync.sync = True
+        self._unsynced = WriteOptions()
         self._closed = False
 
     def _check_open(self) -> None:
@@ -171,7 +172,12 @@ class RocksDBStorage:
             else:
                 put(index_key, index_value, index_cf)
         try:
-            self._db.write(batch, self._sync)
+            # Durability in two steps: rocksdict holds the GIL through a synced write
+            # (its fsync would stall the event loop), but releases it in flush_wal. The
+            # write reaches the WAL file unsynced, then SyncWAL makes it durable, the same
+            # guarantee as sync=True, before commit returns.
+            self._db.write(batch, self._unsynced)
+            self._db.flush_wal(True)
         except Exception as exc:
             raise StorageError(f"commit to {self.path} failed: {exc}") from exc
 
