@@ -19,6 +19,7 @@ import grpc
 from cryptography import x509
 
 from service.errors import permission_denied, unauthenticated
+from service.guard import current_caller
 from signer import pki
 
 
@@ -171,8 +172,6 @@ def check(method: str, caller: Caller) -> None:
 
 def request_caller() -> Caller:
     """The caller of the RPC being served, as the guard identified it."""
-    from service.guard import current_caller
-
     caller = current_caller.get()
     if not isinstance(caller, Caller):  # the guard only ever sets authz.Caller
         raise TypeError(f"unexpected caller {caller!r}")

@@ -622,6 +622,47 @@ def test_registry_reads_and_key_rotation(region: Region) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("change", "reason", "fields_"),
+    [
+        ({"region_code": "320100"}, "FIELD_INVALID", ["region_code"]),
+        ({"region_code": "31010"}, "REGION_CODE_INVALID", ["region_code"]),
+        (
+            {"department_code": DEPT_A[:-1] + "0"},
+            "UNIFIED_SOCIAL_CREDIT_CODE_INVALID",
+            ["department_code"],
+        ),
+        (
+            {"authorized_licence_type_codes": ["NOPE"]},
+            "FIELD_INVALID",
+            ["authorized_licence_type_codes[0]"],
+        ),
+        ({"department_code": DEPT_A}, "DEPARTMENT_ALREADY_REGISTERED", []),
+    ],
+    ids=["other-province", "short-region", "bad-check-char", "unknown-type", "duplicate"],
+)
+def test_refused_registration_appends_nothing(
+    region: Region, change: dict[str, Any], reason: str, fields_: list[str]
+) -> None:
+    request = reg.RegisterDepartmentRequest(
+        request_id=rid(),
+        department_code=identifiers.make_uscc("11310000MB0555555"),
+        name="测试局",
+        region_code="310115",
+        authorized_licence_type_codes=[FOOD],
+    )
+    for name, value in change.items():
+        if isinstance(value, list):
+            del getattr(request, name)[:]
+            getattr(request, name).extend(value)
+        else:
+            setattr(request, name, value)
+    size = ledger_size(region)
+    got = failure(region, region.admin, "RegisterDepartment", request)
+    assert got[1:] == (reason, fields_)
+    assert ledger_size(region) == size
+
+
 def test_rebuilt_indexes_equal_the_live_ones(region: Region) -> None:
     # Runs last in the module: it stops the server to take the ledger's writer lock.
     assert region.server.stop() == 0

@@ -102,8 +102,10 @@ class Registry:
                 str(exc), FieldViolation("region_code", str(exc)), reason="REGION_CODE_INVALID"
             ) from exc
         own = self._ctx.region_code
-        scope = own.rstrip("0") if own.endswith("0000") else own[:4] if own.endswith("00") else own
-        if not request.region_code.startswith(scope[: max(2, len(scope))]):
+        # GB/T 2260: a province ends in 0000 and a prefecture in 00; below them, a
+        # subdivision shares the province's two or the prefecture's four digits.
+        scope = own[:2] if own.endswith("0000") else own[:4] if own.endswith("00") else own
+        if not request.region_code.startswith(scope):
             problems.append(
                 FieldViolation("region_code", f"must be region {own} or one of its subdivisions")
             )
