@@ -40,8 +40,13 @@ MAX_REQUEST_ID = 128
 MAX_TEXT = 500
 
 
-class Clock(Protocol):
-    def __call__(self) -> datetime: ...
+class IdempotentRequest(Protocol):
+    """A mutating request: a protobuf message with the caller's idempotency key."""
+
+    @property
+    def request_id(self) -> str: ...
+
+    def SerializeToString(self, *, deterministic: bool = ...) -> bytes: ...
 
 
 def utc_now() -> datetime:
@@ -174,6 +179,32 @@ def new_record(
     return record_pb2.LedgerRecord(
         recorded_at=ctx.now(), actor=who, request_id=request_id, request_digest=digest
     )
+
+
+async def record_once(
+    ctx: RegionContext,
+    caller: Caller,
+    method: str,
+    request: Message,
+    request_id: str,
+    build: Callable[[record_pb2.LedgerRecord], None],
+) -> int:
+    """Steps 2–4 above for a change whose record stands on its own: the ledger index of
+    this request's record, new, or the first one when the request is a retry.
+
+    `build` runs synchronously on a fresh record: it checks the state, fills the
+    change in, or raises to refuse (and then nothing is written).
+    """
+    digest = request_digest(method, request)
+    who = actor(caller)
+    await ctx.ledger.wait_for_room()
+    prior = prior_request(ctx, who, request_id, digest)
+    if prior is not None:
+        await ctx.durable(prior)
+        return prior
+    record = new_record(ctx, who, request_id, digest)
+    build(record)
+    return await ctx.record(record, index.derive(record, ctx.ledger.next_index, ctx.ledger))
 
 
 def text_problem(value: str, limit: int, *, required: bool = True) -> str | None:
