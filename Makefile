@@ -10,6 +10,7 @@ DATA   ?= data
 NPM        ?= npm
 BUF        := node_modules/.bin/buf
 NODE_STAMP := node_modules/.installed-stamp
+SYSTEM_STAMP := $(VENV)/.system-deps-stamp
 # The released API that `buf breaking` compares against; refreshed only by `make proto-release`.
 API_RELEASE := releases/licenceledger-v1.binpb
 
@@ -21,11 +22,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
+# Debian packages (a CJK font); see the script for why.
+$(SYSTEM_STAMP): scripts/system_deps.sh
+	scripts/system_deps.sh
+	mkdir -p $(VENV) && touch $(SYSTEM_STAMP)
+
 $(NODE_STAMP): package.json package-lock.json
 	$(NPM) ci --no-audit --no-fund --ignore-scripts
 	touch $(NODE_STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) $(SYSTEM_STAMP)
 
 run: setup
 	$(BIN)/licence-ledger serve --data $(DATA)

@@ -41,8 +41,14 @@ BENCH_HOLDER = make_uscc("91310000MA1K00001")
 _ECHO = "/bench.Echo/Echo"
 
 
-async def _round_trips_per_s(call: Callable[[], Awaitable[Any]], seconds: float) -> float:
-    for _ in range(200):  # warm up connections and code paths
+async def _round_trips_per_s(
+    call: Callable[[], Awaitable[Any]],
+    seconds: float,
+    *,
+    in_flight: int = IN_FLIGHT,
+    warm_up: int = 200,
+) -> float:
+    for _ in range(warm_up):  # connections and code paths
         await call()
     count = 0
     deadline = time.perf_counter() + seconds
@@ -54,7 +60,7 @@ async def _round_trips_per_s(call: Callable[[], Awaitable[Any]], seconds: float)
             count += 1
 
     start = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(IN_FLIGHT)))
+    await asyncio.gather(*(caller() for _ in range(in_flight)))
     return count / (time.perf_counter() - start)
 
 
@@ -115,9 +121,7 @@ async def measure_rpc(scratch: Path, seconds: float) -> tuple[float, float]:
 _TYPE = "BENCH"
 
 
-async def _setup_department(
-    server: RegionServer, data: DataDir, ca_pem: bytes
-) -> tuple[bytes, bytes]:
+async def _setup_department(mtls_port: int, data: DataDir, ca_pem: bytes) -> tuple[bytes, bytes]:
     """Register a licence type and a department; the department's mTLS identity."""
     admin = client_credentials_pem(data, "admin")
     key = ec.generate_private_key(ec.SECP256R1())
@@ -125,7 +129,7 @@ async def _setup_department(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     creds = grpc.ssl_channel_credentials(ca_pem, *admin)
-    async with grpc.aio.secure_channel(f"localhost:{server.mtls_port}", creds) as channel:
+    async with grpc.aio.secure_channel(f"localhost:{mtls_port}", creds) as channel:
         registry: Any = reg_grpc.RegistryServiceStub(channel)
         await registry.RegisterLicenceType(
             reg.RegisterLicenceTypeRequest(
@@ -211,7 +215,7 @@ async def measure_issuance(scratch: Path, seconds: float) -> tuple[float, float,
     server = RegionServer(settings, region, ledger, keys)
     await server.start()
     try:
-        identity = await _setup_department(server, DataDir(scratch), region.ca_pem)
+        identity = await _setup_department(server.mtls_port, DataDir(scratch), region.ca_pem)
         before = ledger.size
         rate = await _rate_from_other_process(
             "issue", server.mtls_port, region.ca_pem, identity, seconds

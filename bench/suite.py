@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bench import primitives
 from bench.appends import measure_appends
+from bench.pdf import PDF_IN_FLIGHT, bare_pyhanko_per_s, measure_pdf_issuance
 from bench.proofs import MULTIGET_KEYS, SIZES, TEN_MILLION, ProofPoint, measure_proofs
 from bench.report import Extra, Figure, Selection, console
 from bench.rpc import IN_FLIGHT, measure_issuance, measure_rpc
@@ -26,6 +27,9 @@ ECHO = "grpc.aio_echo_per_s"
 ISSUE = "licence.issue_per_s"
 MTLS_ECHO = "grpc.aio_mtls_echo_per_s"
 ISSUE_GOAL = 1_500.0
+PDF_ISSUE = "licence.issue_pdf_per_s"
+BARE_PYHANKO = "pyhanko.sign_2_processes_per_s"
+PDF_GOAL = 150.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,10 +197,38 @@ def run_issuance(opts: Options) -> list[Figure]:
     ]
 
 
+def run_pdf_issuance(opts: Options) -> list[Figure]:
+    console.rule(PDF_ISSUE)
+    one = bare_pyhanko_per_s(1, opts.seconds)
+    two = bare_pyhanko_per_s(2, opts.seconds)
+    console.print(f"bare pyHanko: {one:.0f}/s in one process, {two:.0f}/s in two")
+    result = measure_pdf_issuance(opts.scratch / "issue-pdf", opts.seconds)
+    extra: Extra = {
+        "in_flight": PDF_IN_FLIGHT,
+        "transport": "mutual TLS 1.3, loopback; server and client in separate processes",
+        "server": "licence-ledger serve, PDF workers one per core",
+        "face_fields": 10,
+        "pdf_bytes": result.pdf_bytes,
+        "pyhanko_sign_1_process_per_s_same_run": one,
+        "pyhanko_baseline": "invisible PAdES B-B, P-256, signature space reserved",
+        "goal": f">= {PDF_GOAL:.0f}",
+        "goal_met": result.per_s >= PDF_GOAL,
+    }
+    return [
+        Figure(
+            PDF_ISSUE, result.per_s, "licences/s", BARE_PYHANKO, two, "signatures/s", True, extra
+        ),
+        Figure.primitive(BARE_PYHANKO, two, "signatures/s", higher_is_better=True, extra=extra),
+    ]
+
+
 def figure_names(ten_million: bool) -> list[str]:
     sizes = [*SIZES, TEN_MILLION] if ten_million else list(SIZES)
     proofs = [name for label, _ in sizes for name in proof_names(label)]
-    return [ED25519, SYNCED_COMMITS, APPENDS, SYNCED_BATCH, RPC, ECHO, ISSUE, MTLS_ECHO, *proofs]
+    return [
+        *(ED25519, SYNCED_COMMITS, APPENDS, SYNCED_BATCH, RPC, ECHO, ISSUE, MTLS_ECHO),
+        *(PDF_ISSUE, BARE_PYHANKO, *proofs),
+    ]
 
 
 def run_all(opts: Options, selection: Selection) -> None:
@@ -210,4 +242,6 @@ def run_all(opts: Options, selection: Selection) -> None:
         selection.emit(run_rpc(opts))
     if selection.wants(ISSUE, MTLS_ECHO):
         selection.emit(run_issuance(opts))
+    if selection.wants(PDF_ISSUE, BARE_PYHANKO):
+        selection.emit(run_pdf_issuance(opts))
     selection.emit(run_proofs(opts, selection))

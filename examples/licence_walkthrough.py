@@ -3,15 +3,20 @@
     python examples/licence_walkthrough.py [DATA_DIR]
 
 The admin registers a licence type and a department (which gets a client certificate
-for a key made here); the department issues a licence, suspends and reinstates it;
-the credential is then checked offline: envelope signature, QR code and ledger proof.
-Run it again and it issues another licence (request ids and numbers are fresh).
+for a key made here) and two seals for it (a licence-issuing seal and a contract
+seal, with development seal images); the department issues a licence with its
+printable PDF, suspends and reinstates it, and seals a contract; the credential is
+then checked offline: envelope signature, QR code and ledger proof. The PDFs are
+written to the current directory. Run it again and it issues another licence
+(request ids and numbers are fresh).
 """
 
 from __future__ import annotations
 
+import io
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -19,6 +24,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from google.protobuf.timestamp_pb2 import Timestamp
+from reportlab.lib.pagesizes import A4
+from reportlab.pdfgen import canvas
 
 from ledger import ProofBundle
 from ledger.note import Ed25519NoteVerifier
@@ -28,10 +36,13 @@ from licenceledger.licence.v1 import licence_service_pb2_grpc as lic_rpc
 from licenceledger.registry.v1 import registry_pb2
 from licenceledger.registry.v1 import registry_service_pb2 as reg
 from licenceledger.registry.v1 import registry_service_pb2_grpc as reg_rpc
+from licenceledger.seal.v1 import seal_pb2
+from licenceledger.seal.v1 import seal_service_pb2 as seal
+from licenceledger.seal.v1 import seal_service_pb2_grpc as seal_rpc
 from licenceledger.type.v1 import crypto_pb2
 from service.bootstrap import client_credentials_pem, unencrypted_pem
 from service.datadir import DataDir
-from signer import dsse, identifiers, pki, qr
+from signer import dsse, identifiers, pki, qr, sealimage
 
 DATA = Path(sys.argv[1] if len(sys.argv) > 1 else "data")
 CA_PEM = (DATA / "pki" / "region-ca.pem").read_bytes()
@@ -92,6 +103,34 @@ with channel(*admin) as ch:
     )
     print("registered department", DEPARTMENT, "at ledger index", registered.proof.leaf_index)
 
+    # Its seals: the image is a development seal drawn here; real seals use the image
+    # of the physical seal. The region's key store makes each seal's key.
+    one_year = Timestamp()
+    one_year.FromDatetime(datetime.now(UTC) + timedelta(days=365))
+    seals = seal_rpc.SealServiceStub(ch)
+    image = sealimage.make_dev_seal_png("上海市黄浦区市场监督管理局")
+    for seal_type, name, extra in (
+        (
+            seal_pb2.SEAL_TYPE_LICENCE_ISSUING,
+            "证照专用章",
+            {"permitted_licence_type_codes": [FOOD]},
+        ),
+        (seal_pb2.SEAL_TYPE_CONTRACT, "合同专用章", {"permitted_purposes": ["contract"]}),
+    ):
+        registered_seal = seals.RegisterSeal(
+            seal.RegisterSealRequest(
+                request_id=str(uuid.uuid4()),
+                owner_department_code=DEPARTMENT,
+                name=f"上海市黄浦区市场监督管理局{name}",
+                seal_type=seal_type,
+                image_png=image,
+                valid_until=one_year,
+                **extra,  # type: ignore[arg-type]
+            )
+        ).seal
+        print("registered seal", registered_seal.seal_id, registered_seal.name)
+    contract_seal_id = registered_seal.seal_id
+
 department_cert = x509.load_der_x509_certificate(registered.client_certificate.certificate)
 department_identity = (
     unencrypted_pem(tls_key),
@@ -115,10 +154,14 @@ with channel(*department_identity) as ch:
                 lpb.FaceField(name="business_scope", value="预包装食品销售；热食类食品制售"),
                 lpb.FaceField(name="residence", value="上海市黄浦区中山东一路1号"),
             ],
+            want_pdf=True,  # the printable licence, sealed with the licence-issuing seal
         )
     ).credential
     licence_id = issued.licence.licence_id
     print("issued", licence_id, "at ledger index", issued.proof.leaf_index)
+    pdf_path = Path(f"licence-{issued.licence.licence_number}.pdf")
+    pdf_path.write_bytes(issued.pdf)
+    print(f"wrote {pdf_path} ({len(issued.pdf)} bytes, sha256 {issued.pdf_digest.value.hex()})")
     for status, reason in (
         (lpb.LICENCE_STATUS_SUSPENDED, "涉嫌违法经营，暂扣"),
         (lpb.LICENCE_STATUS_VALID, "整改完成，恢复"),
@@ -129,6 +172,25 @@ with channel(*department_identity) as ch:
             )
         )
         print("status", lpb.LicenceStatus.Name(changed.licence.status), "-", reason)
+
+    # Seal any PDF: here a one-page contract made on the spot, sealed bottom right.
+    contract = io.BytesIO()
+    page = canvas.Canvas(contract, pagesize=A4)
+    page.drawString(72, 760, "Contract No. 2026-001 (demo)")
+    page.save()
+    sealed = seal_rpc.SealServiceStub(ch).SealDocument(
+        seal.SealDocumentRequest(
+            request_id=str(uuid.uuid4()),
+            seal_id=contract_seal_id,
+            pdf=contract.getvalue(),
+            placement=seal_pb2.SealPlacement(page=1, x=400, y=80, width=119, height=119),
+            purpose="contract",
+            signature_reason="同意",
+            signature_location="上海",
+        )
+    )
+    Path("contract-sealed.pdf").write_bytes(sealed.sealed_pdf)
+    print("sealed contract-sealed.pdf at ledger index", sealed.proof.leaf_index)
 
 # --- anyone, offline: the credential verifies with the department certificate ----------
 issuing = x509.load_der_x509_certificate(registered.department.keys[-1].certificate.certificate)

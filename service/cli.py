@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -222,6 +223,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(DataDir(args.data), Console(highlight=False))
 
 
+def _cmd_seal_image(args: argparse.Namespace) -> int:
+    from signer import sealimage
+
+    try:
+        png = sealimage.make_dev_seal_png(args.name)
+    except (ValueError, sealimage.SealImageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args.output.write_bytes(png)
+    print(f"{args.output}: {len(png)} bytes, sha256 {hashlib.sha256(png).hexdigest()}")
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from service.config import load_settings
     from service.server import serve
@@ -237,6 +251,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             "region_name": args.region_name,
             "max_message_bytes": args.max_message_bytes,
             "log_level": args.log_level,
+            "pdf_workers": args.pdf_workers,
         },
     )
     return serve(settings)
@@ -262,7 +277,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--region-name", help="region name for the bootstrapped root CA")
     p.add_argument("--max-message-bytes", type=int, help="largest request/response (64 MiB)")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (INFO)")
+    p.add_argument(
+        "--pdf-workers", type=int, help="processes rendering and sealing PDFs (one per core)"
+    )
     p.set_defaults(run=_cmd_serve)
+
+    p = top.add_parser(
+        "seal-image",
+        help="draw a development seal image (red round seal, name around a star)",
+        description="Write a PNG seal image for development regions: the name around the "
+        "top of a red ring with a star in the middle. Real seals use the registered image "
+        "of the physical seal.",
+    )
+    p.add_argument("name", help="the seal's name as carved, e.g. 上海市市场监督管理局")
+    p.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
+    p.set_defaults(run=_cmd_seal_image)
     ledger = top.add_parser("ledger", help="work with a ledger in a data directory")
     sub = ledger.add_subparsers(dest="action", required=True)
 

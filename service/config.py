@@ -33,6 +33,8 @@ class ServerSettings:
     max_message_bytes: int = 64 << 20
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
+    # Processes that render and seal PDFs; 0 means one per core.
+    pdf_workers: int = 0
 
     def __post_init__(self) -> None:
         if not (len(self.region) == 6 and self.region.isdigit()):
@@ -44,6 +46,8 @@ class ServerSettings:
             raise ConfigError("max_message_bytes must be at least 1 MiB")
         if self.shutdown_grace_seconds < 0:
             raise ConfigError("shutdown_grace_seconds must not be negative")
+        if not 0 <= self.pdf_workers <= 64:
+            raise ConfigError("pdf_workers must be 0 (one per core) to 64")
 
     @property
     def address(self) -> str:

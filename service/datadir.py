@@ -6,6 +6,7 @@ DATA/
     passphrase          0600, only when LICENCE_LEDGER_KEY_PASSPHRASE is unset
     checkpoint.key.pem  encrypted PKCS#8: the key that signs checkpoints
   checkpoint.vkey       public: the verifier key clients pin (C2SP vkey text)
+  documents/            the PDFs the region sealed, by SHA-256 (ledger entries hold digests)
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class DataDir:
     @property
     def keys_path(self) -> Path:
         return self.root / "keys"
+
+    @property
+    def documents_path(self) -> Path:
+        """Sealed PDFs by digest (see service.region.documents)."""
+        return self.root / "documents"
 
     @property
     def vkey_path(self) -> Path:

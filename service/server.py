@@ -26,7 +26,7 @@ from licenceledger.federation.v1 import federation_service_pb2
 from licenceledger.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 from licenceledger.licence.v1 import licence_service_pb2, licence_service_pb2_grpc
 from licenceledger.registry.v1 import registry_service_pb2, registry_service_pb2_grpc
-from licenceledger.seal.v1 import seal_service_pb2
+from licenceledger.seal.v1 import seal_service_pb2, seal_service_pb2_grpc
 from licenceledger.verification.v1 import verification_service_pb2
 from service.authz import RegionAuthorizer
 from service.bootstrap import Region, bootstrap, is_bootstrapped, load_region
@@ -37,9 +37,14 @@ from service.guard import GuardInterceptor
 from service.ledger_api import LedgerServicer
 from service.licence_api import LicenceServicer
 from service.region.common import RegionContext
+from service.region.documents import DocumentStore
 from service.region.licences import Licences
 from service.region.registry import Registry
+from service.region.sealed_documents import Sealing
+from service.region.sealing import SealingPool
+from service.region.seals import Seals
 from service.registry_api import RegistryServicer
+from service.seal_api import SealServicer
 from signer.keystore import FileKeyStore
 
 log = logging.getLogger("licence_ledger.server")
@@ -49,10 +54,10 @@ SERVING: tuple[ServiceDescriptor, ...] = (
     LEDGER,
     registry_service_pb2.DESCRIPTOR.services_by_name["RegistryService"],
     licence_service_pb2.DESCRIPTOR.services_by_name["LicenceService"],
+    seal_service_pb2.DESCRIPTOR.services_by_name["SealService"],
 )
 # Services whose behaviour arrives in later work, with the capability they will provide.
 PLANNED: tuple[tuple[ServiceDescriptor, str], ...] = (
-    (seal_service_pb2.DESCRIPTOR.services_by_name["SealService"], "electronic seals"),
     (
         verification_service_pb2.DESCRIPTOR.services_by_name["VerificationService"],
         "verification",
@@ -91,10 +96,16 @@ class RegionServer:
     """The running server: start, wait for a signal, stop gracefully."""
 
     def __init__(
-        self, settings: ServerSettings, region: Region, ledger: Ledger, keys: FileKeyStore
+        self,
+        settings: ServerSettings,
+        region: Region,
+        ledger: Ledger,
+        keys: FileKeyStore,
+        pool: SealingPool | None = None,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
+        self.pool = pool
         options = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -106,12 +117,21 @@ class RegionServer:
         ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server(
             LedgerServicer(ledger), self.server
         )
-        context = RegionContext(ledger, region.ca, keys)
+        context = RegionContext(
+            ledger,
+            region.ca,
+            keys,
+            sealing_pool=pool,
+            document_store=DocumentStore(DataDir(settings.data_dir).documents_path),
+        )
         registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
             RegistryServicer(Registry(context)), self.server
         )
         licence_service_pb2_grpc.add_LicenceServiceServicer_to_server(
             LicenceServicer(Licences(context)), self.server
+        )
+        seal_service_pb2_grpc.add_SealServiceServicer_to_server(
+            SealServicer(Seals(context), Sealing(context)), self.server
         )
         self.server.add_generic_rpc_handlers(
             tuple(_planned_handler(s, capability) for s, capability in PLANNED)
@@ -152,6 +172,8 @@ class RegionServer:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.settings.shutdown_grace_seconds)
         await self.ledger.aclose()
+        if self.pool is not None:
+            self.pool.close()
 
 
 async def prepare(
@@ -167,9 +189,23 @@ async def prepare(
     return load_region(data), data.open(), data.key_store()
 
 
+def start_pdf_workers(settings: ServerSettings) -> SealingPool:
+    """Fork the PDF workers: before RocksDB is opened or any gRPC object exists."""
+    data = DataDir(settings.data_dir)
+    data.root.mkdir(parents=True, exist_ok=True)
+    pool = SealingPool(data.keys_path, data.passphrase(), settings.pdf_workers or None)
+    pool.start()
+    return pool
+
+
 async def run(settings: ServerSettings, out: Callable[[str], None]) -> None:
-    region, ledger, keys = await prepare(settings, out)
-    server = RegionServer(settings, region, ledger, keys)
+    pool = start_pdf_workers(settings)
+    try:
+        region, ledger, keys = await prepare(settings, out)
+    except BaseException:
+        pool.close()
+        raise
+    server = RegionServer(settings, region, ledger, keys, pool)
     await server.start()
     root = settings.data_dir
     out(

@@ -80,7 +80,7 @@ ROLE_URI_PREFIX = "urn:licence-ledger:"
 LICENCE_LEDGER_OID_ARC = "2.25.71311493971285269547377056831158828205"
 LICENCE_SIGNING_EKU = x509.ObjectIdentifier(f"{LICENCE_LEDGER_OID_ARC}.1")
 LICENCE_TYPE_SCOPE_EXTENSION = x509.ObjectIdentifier(f"{LICENCE_LEDGER_OID_ARC}.2")
-SEAL_SCOPE_EXTENSION = x509.ObjectIdentifier(f"{LICENCE_LEDGER_OID_ARC}.3")  # reserved
+SEAL_SCOPE_EXTENSION = x509.ObjectIdentifier(f"{LICENCE_LEDGER_OID_ARC}.3")  # signer.seal_pki
 
 # GB/T 2260 province-level prefixes (incl. Taiwan 71, Hong Kong 81, Macao 82). The
 # lower four digits change with every administrative revision, so only the province
@@ -128,6 +128,7 @@ class CertificateRejectedError(PkiError):
     def __init__(self, reason: Rejection, message: str) -> None:
         super().__init__(f"{reason.value}: {message}")
         self.reason = reason
+        self.detail = message
 
 
 class Role(StrEnum):
@@ -401,8 +402,8 @@ def identify_client(
         raise CertificateRejectedError(
             Rejection.MALFORMED, f"unreadable certificate: {exc}"
         ) from exc
-    _check_issued_and_current(cert, ca, at)
-    _check_extensions_readable(cert)
+    check_issued_and_current(cert, ca, at)
+    check_extensions_readable(cert)
     if _x509.is_ca(cert):
         raise CertificateRejectedError(Rejection.IS_CA, "a CA certificate cannot be a client")
     if problem := _x509.client_auth_problem(cert):
@@ -412,7 +413,7 @@ def identify_client(
     return ClientIdentity(role, subject_id, common_name, cert.serial_number)
 
 
-def _check_issued_and_current(cert: x509.Certificate, ca: x509.Certificate, at: datetime) -> None:
+def check_issued_and_current(cert: x509.Certificate, ca: x509.Certificate, at: datetime) -> None:
     try:
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature) as exc:
@@ -430,7 +431,7 @@ def _check_issued_and_current(cert: x509.Certificate, ca: x509.Certificate, at: 
         )
 
 
-def _check_extensions_readable(cert: x509.Certificate) -> None:
+def check_extensions_readable(cert: x509.Certificate) -> None:
     # cryptography parses extensions on first use, and a duplicated one raises an
     # exception that is no ValueError; callers catch PkiError, so name it MALFORMED here.
     try:
@@ -582,8 +583,8 @@ def check_department_certificate(
         _check_licence_type(licence_type_code)
     if department_code is not None:
         _check_department_code(department_code)
-    _check_issued_and_current(cert, ca_cert, when)
-    _check_extensions_readable(cert)
+    check_issued_and_current(cert, ca_cert, when)
+    check_extensions_readable(cert)
     if _x509.is_ca(cert):
         raise CertificateRejectedError(
             Rejection.NOT_FOR_LICENCE_SIGNING, "a CA certificate cannot sign licences"

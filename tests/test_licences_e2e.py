@@ -12,226 +12,54 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.protobuf.field_mask_pb2 import FieldMask
-from google.rpc import error_details_pb2  # type: ignore[import-untyped]
-from grpc_status import rpc_status
 
 from ledger import ProofBundle
 from ledger.note import Ed25519NoteVerifier
-from licenceledger.ledger.v1 import ledger_service_pb2 as ledger_pb
-from licenceledger.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from licenceledger.licence.v1 import licence_pb2 as lpb
 from licenceledger.licence.v1 import licence_service_pb2 as pb
 from licenceledger.licence.v1 import licence_service_pb2_grpc as pb_grpc
 from licenceledger.record.v1 import record_pb2
 from licenceledger.registry.v1 import registry_pb2
 from licenceledger.registry.v1 import registry_service_pb2 as reg
-from licenceledger.registry.v1 import registry_service_pb2_grpc as reg_grpc
 from licenceledger.type.v1 import crypto_pb2
-from service.bootstrap import client_credentials_pem, unencrypted_pem
-from service.datadir import DataDir
 from service.region.index import reindex
 from signer import dsse, identifiers, pki, qr
-from signer.keystore import PASSPHRASE_ENV
-from tests.conftest import TEST_PASSPHRASE
-from tests.serverproc import Server, free_port
-
-FOOD = "SPJY"  # 食品经营许可证
-PERMIT = "JZXK"  # a type no department here is authorised for
-DEPT_A = identifiers.make_uscc("11310000MB01234" + "56")
-DEPT_B = identifiers.make_uscc("11310000MB09876" + "54")
-COMPANY = identifiers.make_uscc("91310000MA1K00001")
-PERSON = identifiers.resident_id_check_char("11010519491231002") and "11010519491231002X"
-
-FACE_FIELDS = [
-    registry_pb2.FaceFieldSpec(
-        name="business_scope",
-        label_zh="经营项目",
-        required=True,
-        max_length=200,
-        format=registry_pb2.FACE_FIELD_FORMAT_STRING,
-    ),
-    registry_pb2.FaceFieldSpec(
-        name="residence",
-        label_zh="住所",
-        required=True,
-        format=registry_pb2.FACE_FIELD_FORMAT_STRING,
-    ),
-    registry_pb2.FaceFieldSpec(
-        name="established_on",
-        label_zh="成立日期",
-        required=False,
-        format=registry_pb2.FACE_FIELD_FORMAT_DATE,
-    ),
-]
-
-
-def fields(scope: str = "预包装食品销售") -> list[lpb.FaceField]:
-    return [
-        lpb.FaceField(name="business_scope", value=scope),
-        lpb.FaceField(name="residence", value="上海市黄浦区中山东一路1号"),
-        lpb.FaceField(name="established_on", value="2020-05-01"),
-    ]
-
-
-def rid() -> str:
-    return str(uuid.uuid4())
-
-
-@dataclass
-class Region:
-    server: Server
-    admin: tuple[bytes, bytes]
-    dept_a: tuple[bytes, bytes]
-    dept_b: tuple[bytes, bytes]
-    department_certs: dict[str, x509.Certificate]
-    vkey: str
-
-    def stub(self, identity: tuple[bytes, bytes] | None) -> Any:
-        return self.server.channel(identity)
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
-async def _call(
-    identity: tuple[bytes, bytes] | None, server: Server, method: str, request: Any
-) -> Any:
-    async with server.channel(identity) as channel:
-        service = (
-            pb_grpc.LicenceServiceStub(channel)
-            if hasattr(pb_grpc.LicenceServiceStub(channel), method)
-            else reg_grpc.RegistryServiceStub(channel)
-        )
-        return await getattr(service, method)(request, timeout=20)
-
-
-def call(region: Region, identity: tuple[bytes, bytes] | None, method: str, request: Any) -> Any:
-    return run(_call(identity, region.server, method, request))
-
-
-def failure(
-    region: Region, identity: tuple[bytes, bytes] | None, method: str, request: Any
-) -> tuple[grpc.StatusCode, str, list[str]]:
-    """Code, ErrorInfo reason and BadRequest fields of a call that must fail."""
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        call(region, identity, method, request)
-    error = caught.value
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    reason, fields_ = "", []
-    for detail in status.details if status else []:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reason = info.reason
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            fields_ = [v.field for v in bad.field_violations]
-    return error.code(), reason, fields_
-
-
-def ledger_size(region: Region) -> int:
-    async def go() -> int:
-        async with region.server.channel() as channel:
-            head = await ledger_grpc.LedgerServiceStub(channel).GetCheckpoint(
-                ledger_pb.GetCheckpointRequest()
-            )
-            return int(head.checkpoint.tree_size)
-
-    return int(run(go()))
-
-
-def _client_key() -> tuple[ec.EllipticCurvePrivateKey, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    spki = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return key, spki
+from tests.e2e import (
+    COMPANY,
+    DEPT_A,
+    DEPT_B,
+    FACE_FIELDS,
+    FOOD,
+    PERMIT,
+    PERSON,
+    Region,
+    call,
+    close_region,
+    failure,
+    fields,
+    fill,
+    issue_request,
+    ledger_size,
+    open_region,
+    rid,
+    run,
+)
 
 
 @pytest.fixture(scope="module")
 def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Region]:
-    os.environ[PASSPHRASE_ENV] = TEST_PASSPHRASE
-    data = DataDir(tmp_path_factory.mktemp("licences"))
-    server = Server(data, free_port(), free_port())
-    server.start()
-    admin = client_credentials_pem(data, "admin")
-    partial = Region(server, admin, admin, admin, {}, data.vkey_path.read_text().strip())
-    for code, name in ((FOOD, "食品经营许可证"), (PERMIT, "建筑施工许可证")):
-        call(
-            partial,
-            admin,
-            "RegisterLicenceType",
-            reg.RegisterLicenceTypeRequest(
-                request_id=rid(), licence_type_code=code, name=name, face_fields=FACE_FIELDS
-            ),
-        )
-    identities = []
-    for code, algorithm in (
-        (DEPT_A, crypto_pb2.SIGNATURE_ALGORITHM_ED25519),
-        (DEPT_B, crypto_pb2.SIGNATURE_ALGORITHM_ECDSA_P256_SHA256),
-    ):
-        key, spki = _client_key()
-        reply = call(
-            partial,
-            admin,
-            "RegisterDepartment",
-            reg.RegisterDepartmentRequest(
-                request_id=rid(),
-                department_code=code,
-                name=f"上海市市场监督管理局{code[-2:]}",
-                region_code="310101",
-                authorized_licence_type_codes=[FOOD],
-                client_key=crypto_pb2.CertificateRequest(public_key=spki),
-                issuing_key_algorithm=algorithm,
-            ),
-        )
-        cert = x509.load_der_x509_certificate(reply.client_certificate.certificate)
-        identities.append((unencrypted_pem(key), cert.public_bytes(serialization.Encoding.PEM)))
-        issuing = reply.department.keys[0].certificate
-        partial.department_certs[code] = x509.load_der_x509_certificate(issuing.certificate)
-        assert issuing.algorithm == algorithm
-    partial.dept_a, partial.dept_b = identities
-    yield partial
-    if server.process is not None and server.process.poll() is None:
-        server.stop()
-
-
-def issue_request(number: str, **overrides: Any) -> pb.IssueLicenceRequest:
-    request = pb.IssueLicenceRequest(
-        request_id=rid(),
-        licence_type_code=FOOD,
-        licence_number=number,
-        holder=lpb.Holder(
-            name="上海示例餐饮有限公司",
-            id_type=lpb.HOLDER_ID_TYPE_UNIFIED_SOCIAL_CREDIT_CODE,
-            id_number=COMPANY,
-        ),
-        face_fields=fields(),
-    )
-    for name, value in overrides.items():
-        if isinstance(value, list):
-            del getattr(request, name)[:]
-            getattr(request, name).extend(value)
-        elif hasattr(value, "CopyFrom"):
-            getattr(request, name).CopyFrom(value)
-        else:
-            setattr(request, name, value)
-    return request
+    opened = open_region(tmp_path_factory, "licences")
+    yield opened
+    close_region(opened)
 
 
 def check_credential(
@@ -651,14 +479,8 @@ def test_refused_registration_appends_nothing(
         region_code="310115",
         authorized_licence_type_codes=[FOOD],
     )
-    for name, value in change.items():
-        if isinstance(value, list):
-            del getattr(request, name)[:]
-            getattr(request, name).extend(value)
-        else:
-            setattr(request, name, value)
     size = ledger_size(region)
-    got = failure(region, region.admin, "RegisterDepartment", request)
+    got = failure(region, region.admin, "RegisterDepartment", fill(request, change))
     assert got[1:] == (reason, fields_)
     assert ledger_size(region) == size
 

@@ -33,6 +33,8 @@ from service.authz import Caller
 from service.errors import FieldViolation, ServiceError, invalid_argument
 from service.ledger_api import checkpoint_message
 from service.region import index
+from service.region.documents import DocumentStore
+from service.region.sealing import SealingPool
 from signer import dsse, pki
 from signer.keystore import FileKeyStore
 
@@ -61,6 +63,8 @@ class RegionContext:
     ca: pki.RegionCA
     keys: FileKeyStore
     clock: Callable[[], datetime] = utc_now
+    sealing_pool: SealingPool | None = None
+    document_store: DocumentStore | None = None
     _signers: dict[str, dsse.Signer] = field(default_factory=dict, repr=False)
 
     @property
@@ -85,6 +89,24 @@ class RegionContext:
                 )
             cached = self._signers[key_name] = dsse.Signer(key)
         return cached
+
+    def pool(self) -> SealingPool:
+        if self.sealing_pool is None:
+            raise ServiceError(
+                "this server runs without PDF workers",
+                "PDF_UNAVAILABLE",
+                grpc.StatusCode.UNAVAILABLE,
+            )
+        return self.sealing_pool
+
+    def documents(self) -> DocumentStore:
+        if self.document_store is None:
+            raise ServiceError(
+                "this server keeps no sealed documents",
+                "PDF_UNAVAILABLE",
+                grpc.StatusCode.UNAVAILABLE,
+            )
+        return self.document_store
 
     async def durable(self, ledger_index: int) -> None:
         """Wait until the entry at `ledger_index` is committed (another call may own it)."""

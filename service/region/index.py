@@ -20,6 +20,7 @@ Key layout (ASCII prefixes; codes never contain "/"):
     iss/<issuer>/<order>/<lineage>       listing by issuer (newest first)
     all/<order>/<lineage>                listing of every licence (newest first)
     idem/<actor>\\0<request id>          IdempotencyRecord
+    seal/, sealby/, sealkey/, sealseq, lpdf/, doc/   seals: see `seal_index`
 
 `<order>` is the first issuance's ledger index subtracted from 2^64-1, big-endian,
 so a forward scan yields the newest licences first.
@@ -40,6 +41,7 @@ from licenceledger.licence.v1 import licence_pb2
 from licenceledger.record.v1 import record_pb2
 from licenceledger.registry.v1 import registry_pb2
 from licenceledger.type.v1 import crypto_pb2
+from service.region import seal_index
 from signer import dsse
 from signer.identifiers import LicenceId
 
@@ -214,6 +216,8 @@ def derive(
         _licence_version(record, ledger_index, content, writes)
     elif kind == "licence_status_changed":
         _status_changed(record, ledger_index, writes)
+    elif kind in ("seal_registered", "seal_status_changed", "document_sealed"):
+        seal_index.derive_seal(record, ledger_index, writes)
     if record.request_id:
         idem = index_pb2.IdempotencyRecord(
             request_digest=record.request_digest, ledger_index=ledger_index

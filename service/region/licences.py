@@ -20,6 +20,7 @@ from licenceledger.licence.v1 import licence_pb2 as lpb
 from licenceledger.licence.v1 import licence_service_pb2 as pb
 from licenceledger.record.v1 import record_pb2
 from licenceledger.registry.v1 import registry_pb2
+from licenceledger.seal.v1 import seal_pb2
 from licenceledger.type.v1 import crypto_pb2
 from service.authz import Caller, Role
 from service.errors import FieldViolation, ServiceError, invalid_argument, unimplemented
@@ -37,6 +38,8 @@ from service.region.common import (
     require,
     text_problem,
 )
+from service.region.sealed_documents import Sealing
+from service.region.seals import Seals
 from signer import catalogue, dsse, identifiers, qr
 from signer.identifiers import LicenceId
 
@@ -159,6 +162,8 @@ def _not_found(licence_id: str) -> ServiceError:
 class Licences:
     def __init__(self, ctx: RegionContext) -> None:
         self._ctx = ctx
+        self._seals = Seals(ctx)
+        self._sealing = Sealing(ctx)
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -284,12 +289,36 @@ class Licences:
         change.reason = reason
         change.key_id = signer.keyid
 
-    async def _replayed_credential(self, prior: int) -> lpb.LicenceCredential:
+    async def _replayed_credential(
+        self, caller: Caller, prior: int, want_pdf: bool
+    ) -> lpb.LicenceCredential:
         await self._ctx.durable(prior)
         record = self._ctx.entry_record(prior)
         licence = index.licence_of(record.licence_version_issued.envelope)
         algorithm = _algorithm_of_key(self._ctx, record.licence_version_issued.key_id, licence)
-        return self._credential(licence, record, prior, algorithm)
+        credential = self._credential(licence, record, prior, algorithm)
+        if want_pdf:
+            # The first attempt's PDF when it was made; otherwise (it failed after the
+            # licence was recorded) it is made now.
+            seal = self._licence_seal(licence.issuer.department_code, licence.licence_type_code)
+            await self._add_pdf(caller, credential, seal)
+        return credential
+
+    def _licence_seal(self, department_code: str, type_code: str) -> seal_pb2.Seal:
+        self._ctx.pool()  # refuse before recording anything when PDFs cannot be made
+        return self._seals.licence_seal(department_code, type_code, self._ctx.now())
+
+    async def _add_pdf(
+        self, caller: Caller, credential: lpb.LicenceCredential, seal: seal_pb2.Seal
+    ) -> None:
+        licence = credential.licence
+        licence_type = index.read_licence_type(self._ctx.ledger, licence.licence_type_code)
+        assert licence_type is not None  # noqa: S101 — catalogue entries are never removed
+        pdf, digest = await self._sealing.licence_pdf(
+            caller, licence, licence_type, credential.qr_payload.decode(), seal
+        )
+        credential.pdf = pdf
+        credential.pdf_digest.CopyFrom(digest)
 
     # -- issue ------------------------------------------------------------------------
 
@@ -298,8 +327,6 @@ class Licences:
     ) -> pb.IssueLicenceResponse:
         ctx = self._ctx
         check_request_id(request.request_id)
-        if request.want_pdf:
-            raise unimplemented("PDF licences (want_pdf)")
         if request.predecessor_licence_id:
             raise unimplemented("licence transfer between regions (predecessor_licence_id)")
         check_number(request.licence_number)
@@ -310,7 +337,9 @@ class Licences:
         # Synchronous from here to submit.
         prior = prior_request(ctx, who, request.request_id, digest)
         if prior is not None:
-            return pb.IssueLicenceResponse(credential=await self._replayed_credential(prior))
+            return pb.IssueLicenceResponse(
+                credential=await self._replayed_credential(caller, prior, request.want_pdf)
+            )
         department = self._department(caller, request.department_code)
         type_code = request.licence_type_code
         if type_code not in department.authorized_licence_type_codes:
@@ -328,6 +357,9 @@ class Licences:
                 grpc.StatusCode.NOT_FOUND,
             )
         check_face_fields(licence_type, request.face_fields, "face_fields")
+        seal = (
+            self._licence_seal(department.department_code, type_code) if request.want_pdf else None
+        )
         record = new_record(ctx, who, request.request_id, digest)
         valid_from = request.valid_from if request.HasField("valid_from") else record.recorded_at
         valid_until = request.valid_until if request.HasField("valid_until") else None
@@ -364,9 +396,10 @@ class Licences:
         self._sign_version(signer, licence, record, lpb.LICENCE_VERSION_KIND_ISSUED, "")
         at = ctx.ledger.next_index
         at = await ctx.record(record, index.derive(record, at, ctx.ledger, licence=licence))
-        return pb.IssueLicenceResponse(
-            credential=self._credential(licence, record, at, signer.algorithm)
-        )
+        credential = self._credential(licence, record, at, signer.algorithm)
+        if seal is not None:
+            await self._add_pdf(caller, credential, seal)
+        return pb.IssueLicenceResponse(credential=credential)
 
     # -- amend and renew ------------------------------------------------------------------
 
@@ -380,8 +413,6 @@ class Licences:
     ) -> lpb.LicenceCredential:
         ctx = self._ctx
         check_request_id(request.request_id)
-        if request.want_pdf:
-            raise unimplemented("PDF licences (want_pdf)")
         if problem := text_problem(request.reason, MAX_TEXT):
             raise invalid_argument(f"reason {problem}", FieldViolation("reason", problem))
         lid = parse_licence_id(request.licence_id)
@@ -391,7 +422,7 @@ class Licences:
             await ctx.ledger.wait_for_room()
             prior = prior_request(ctx, who, request.request_id, digest)
             if prior is not None:
-                return await self._replayed_credential(prior)
+                return await self._replayed_credential(caller, prior, request.want_pdf)
             state = self._state(lid)
             self._owned(caller, state, lid.text)
             if not await self._settled(state):
@@ -429,11 +460,19 @@ class Licences:
         licence.issued_at.CopyFrom(record.recorded_at)
         licence.issuer.department_name = department.name
         signer = self._signer(department, request.signature_algorithm)
+        seal = (
+            self._licence_seal(department.department_code, licence.licence_type_code)
+            if request.want_pdf
+            else None
+        )
         self._sign_version(signer, licence, record, kind, request.reason)
         at = await ctx.record(
             record, index.derive(record, ctx.ledger.next_index, ctx.ledger, licence=licence)
         )
-        return self._credential(licence, record, at, signer.algorithm)
+        credential = self._credential(licence, record, at, signer.algorithm)
+        if seal is not None:
+            await self._add_pdf(caller, credential, seal)
+        return credential
 
     async def amend(
         self, caller: Caller, request: pb.AmendLicenceRequest

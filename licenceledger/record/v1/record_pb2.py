@@ -25,32 +25,39 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from licenceledger.licence.v1 import licence_pb2 as licenceledger_dot_licence_dot_v1_dot_licence__pb2
 from licenceledger.registry.v1 import registry_pb2 as licenceledger_dot_registry_dot_v1_dot_registry__pb2
+from licenceledger.seal.v1 import seal_pb2 as licenceledger_dot_seal_dot_v1_dot_seal__pb2
 from licenceledger.type.v1 import crypto_pb2 as licenceledger_dot_type_dot_v1_dot_crypto__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$licenceledger/record/v1/record.proto\x12\x17licenceledger.record.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&licenceledger/licence/v1/licence.proto\x1a(licenceledger/registry/v1/registry.proto\x1a\"licenceledger/type/v1/crypto.proto\"\x81\x06\n\x0cLedgerRecord\x12/\n\x0brecorded_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x16\n\x0erequest_digest\x18\x04 \x01(\x0c\x12J\n\x13region_bootstrapped\x18\n \x01(\x0b\x32+.licenceledger.record.v1.RegionBootstrappedH\x00\x12H\n\x12\x63\x65rtificate_issued\x18\x0b \x01(\x0b\x32*.licenceledger.record.v1.CertificateIssuedH\x00\x12N\n\x15\x64\x65partment_registered\x18\x0c \x01(\x0b\x32-.licenceledger.record.v1.DepartmentRegisteredH\x00\x12O\n\x16\x64\x65partment_key_rotated\x18\r \x01(\x0b\x32-.licenceledger.record.v1.DepartmentKeyRotatedH\x00\x12O\n\x16\x64\x65partment_key_revoked\x18\x0e \x01(\x0b\x32-.licenceledger.record.v1.DepartmentKeyRevokedH\x00\x12Q\n\x17licence_type_registered\x18\x0f \x01(\x0b\x32..licenceledger.record.v1.LicenceTypeRegisteredH\x00\x12O\n\x16licence_version_issued\x18\x10 \x01(\x0b\x32-.licenceledger.record.v1.LicenceVersionIssuedH\x00\x12O\n\x16licence_status_changed\x18\x11 \x01(\x0b\x32-.licenceledger.record.v1.LicenceStatusChangedH\x00\x42\x08\n\x06\x63hange\"}\n\x12RegionBootstrapped\x12\x13\n\x0bregion_code\x18\x01 \x01(\t\x12\x13\n\x0bregion_name\x18\x02 \x01(\t\x12\x1c\n\x14root_certificate_der\x18\x03 \x01(\x0c\x12\x1f\n\x17\x63heckpoint_verifier_key\x18\x04 \x01(\t\"Q\n\x11\x43\x65rtificateIssued\x12\x0f\n\x07purpose\x18\x01 \x01(\t\x12\x12\n\nsubject_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_der\x18\x03 \x01(\x0c\"\x97\x01\n\x14\x44\x65partmentRegistered\x12\x39\n\ndepartment\x18\x01 \x01(\x0b\x32%.licenceledger.registry.v1.Department\x12\x44\n\x12\x63lient_certificate\x18\x02 \x01(\x0b\x32(.licenceledger.type.v1.IssuedCertificate\"\xa5\x01\n\x14\x44\x65partmentKeyRotated\x12\x17\n\x0f\x64\x65partment_code\x18\x01 \x01(\t\x12\x35\n\x03key\x18\x02 \x01(\x0b\x32(.licenceledger.registry.v1.DepartmentKey\x12\x16\n\x0erotated_key_id\x18\x03 \x01(\t\x12%\n\x1d\x61uthorized_licence_type_codes\x18\x04 \x03(\t\"\xc0\x01\n\x14\x44\x65partmentKeyRevoked\x12\x17\n\x0f\x64\x65partment_code\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12;\n\x06reason\x18\x03 \x01(\x0e\x32+.licenceledger.registry.v1.RevocationReason\x12\x31\n\rinvalid_since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x05 \x01(\t\"U\n\x15LicenceTypeRegistered\x12<\n\x0clicence_type\x18\x01 \x01(\x0b\x32&.licenceledger.registry.v1.LicenceType\"\x98\x01\n\x14LicenceVersionIssued\x12:\n\x04kind\x18\x01 \x01(\x0e\x32,.licenceledger.licence.v1.LicenceVersionKind\x12\x10\n\x08\x65nvelope\x18\x02 \x01(\x0c\x12\x12\n\nqr_payload\x18\x03 \x01(\x0c\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06key_id\x18\x05 \x01(\t\"8\n\x14LicenceStatusChanged\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\x12\x0e\n\x06key_id\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$licenceledger/record/v1/record.proto\x12\x17licenceledger.record.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&licenceledger/licence/v1/licence.proto\x1a(licenceledger/registry/v1/registry.proto\x1a licenceledger/seal/v1/seal.proto\x1a\"licenceledger/type/v1/crypto.proto\"\xd4\x07\n\x0cLedgerRecord\x12/\n\x0brecorded_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x16\n\x0erequest_digest\x18\x04 \x01(\x0c\x12J\n\x13region_bootstrapped\x18\n \x01(\x0b\x32+.licenceledger.record.v1.RegionBootstrappedH\x00\x12H\n\x12\x63\x65rtificate_issued\x18\x0b \x01(\x0b\x32*.licenceledger.record.v1.CertificateIssuedH\x00\x12N\n\x15\x64\x65partment_registered\x18\x0c \x01(\x0b\x32-.licenceledger.record.v1.DepartmentRegisteredH\x00\x12O\n\x16\x64\x65partment_key_rotated\x18\r \x01(\x0b\x32-.licenceledger.record.v1.DepartmentKeyRotatedH\x00\x12O\n\x16\x64\x65partment_key_revoked\x18\x0e \x01(\x0b\x32-.licenceledger.record.v1.DepartmentKeyRevokedH\x00\x12Q\n\x17licence_type_registered\x18\x0f \x01(\x0b\x32..licenceledger.record.v1.LicenceTypeRegisteredH\x00\x12O\n\x16licence_version_issued\x18\x10 \x01(\x0b\x32-.licenceledger.record.v1.LicenceVersionIssuedH\x00\x12O\n\x16licence_status_changed\x18\x11 \x01(\x0b\x32-.licenceledger.record.v1.LicenceStatusChangedH\x00\x12\x42\n\x0fseal_registered\x18\x12 \x01(\x0b\x32\'.licenceledger.record.v1.SealRegisteredH\x00\x12I\n\x13seal_status_changed\x18\x13 \x01(\x0b\x32*.licenceledger.record.v1.SealStatusChangedH\x00\x12\x42\n\x0f\x64ocument_sealed\x18\x14 \x01(\x0b\x32\'.licenceledger.record.v1.DocumentSealedH\x00\x42\x08\n\x06\x63hange\"}\n\x12RegionBootstrapped\x12\x13\n\x0bregion_code\x18\x01 \x01(\t\x12\x13\n\x0bregion_name\x18\x02 \x01(\t\x12\x1c\n\x14root_certificate_der\x18\x03 \x01(\x0c\x12\x1f\n\x17\x63heckpoint_verifier_key\x18\x04 \x01(\t\"Q\n\x11\x43\x65rtificateIssued\x12\x0f\n\x07purpose\x18\x01 \x01(\t\x12\x12\n\nsubject_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_der\x18\x03 \x01(\x0c\"\x97\x01\n\x14\x44\x65partmentRegistered\x12\x39\n\ndepartment\x18\x01 \x01(\x0b\x32%.licenceledger.registry.v1.Department\x12\x44\n\x12\x63lient_certificate\x18\x02 \x01(\x0b\x32(.licenceledger.type.v1.IssuedCertificate\"\xa5\x01\n\x14\x44\x65partmentKeyRotated\x12\x17\n\x0f\x64\x65partment_code\x18\x01 \x01(\t\x12\x35\n\x03key\x18\x02 \x01(\x0b\x32(.licenceledger.registry.v1.DepartmentKey\x12\x16\n\x0erotated_key_id\x18\x03 \x01(\t\x12%\n\x1d\x61uthorized_licence_type_codes\x18\x04 \x03(\t\"\xc0\x01\n\x14\x44\x65partmentKeyRevoked\x12\x17\n\x0f\x64\x65partment_code\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12;\n\x06reason\x18\x03 \x01(\x0e\x32+.licenceledger.registry.v1.RevocationReason\x12\x31\n\rinvalid_since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x05 \x01(\t\"U\n\x15LicenceTypeRegistered\x12<\n\x0clicence_type\x18\x01 \x01(\x0b\x32&.licenceledger.registry.v1.LicenceType\"\x98\x01\n\x14LicenceVersionIssued\x12:\n\x04kind\x18\x01 \x01(\x0e\x32,.licenceledger.licence.v1.LicenceVersionKind\x12\x10\n\x08\x65nvelope\x18\x02 \x01(\x0c\x12\x12\n\nqr_payload\x18\x03 \x01(\x0c\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06key_id\x18\x05 \x01(\t\"8\n\x14LicenceStatusChanged\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\x12\x0e\n\x06key_id\x18\x02 \x01(\t\";\n\x0eSealRegistered\x12)\n\x04seal\x18\x01 \x01(\x0b\x32\x1b.licenceledger.seal.v1.Seal\"\x9a\x01\n\x11SealStatusChanged\x12\x0f\n\x07seal_id\x18\x01 \x01(\t\x12\x31\n\x06status\x18\x02 \x01(\x0e\x32!.licenceledger.seal.v1.SealStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x31\n\rinvalid_since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xee\x01\n\x0e\x44ocumentSealed\x12\x0f\n\x07seal_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x34\n\rdigest_before\x18\x03 \x01(\x0b\x32\x1d.licenceledger.type.v1.Digest\x12\x33\n\x0c\x64igest_after\x18\x04 \x01(\x0b\x32\x1d.licenceledger.type.v1.Digest\x12\x0e\n\x06key_id\x18\x05 \x01(\t\x12\x17\n\x0fsignature_field\x18\x06 \x01(\t\x12\x12\n\nlicence_id\x18\x07 \x01(\t\x12\x12\n\nsize_after\x18\x08 \x01(\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'licenceledger.record.v1.record_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LEDGERRECORD']._serialized_start=217
-  _globals['_LEDGERRECORD']._serialized_end=986
-  _globals['_REGIONBOOTSTRAPPED']._serialized_start=988
-  _globals['_REGIONBOOTSTRAPPED']._serialized_end=1113
-  _globals['_CERTIFICATEISSUED']._serialized_start=1115
-  _globals['_CERTIFICATEISSUED']._serialized_end=1196
-  _globals['_DEPARTMENTREGISTERED']._serialized_start=1199
-  _globals['_DEPARTMENTREGISTERED']._serialized_end=1350
-  _globals['_DEPARTMENTKEYROTATED']._serialized_start=1353
-  _globals['_DEPARTMENTKEYROTATED']._serialized_end=1518
-  _globals['_DEPARTMENTKEYREVOKED']._serialized_start=1521
-  _globals['_DEPARTMENTKEYREVOKED']._serialized_end=1713
-  _globals['_LICENCETYPEREGISTERED']._serialized_start=1715
-  _globals['_LICENCETYPEREGISTERED']._serialized_end=1800
-  _globals['_LICENCEVERSIONISSUED']._serialized_start=1803
-  _globals['_LICENCEVERSIONISSUED']._serialized_end=1955
-  _globals['_LICENCESTATUSCHANGED']._serialized_start=1957
-  _globals['_LICENCESTATUSCHANGED']._serialized_end=2013
+  _globals['_LEDGERRECORD']._serialized_start=251
+  _globals['_LEDGERRECORD']._serialized_end=1231
+  _globals['_REGIONBOOTSTRAPPED']._serialized_start=1233
+  _globals['_REGIONBOOTSTRAPPED']._serialized_end=1358
+  _globals['_CERTIFICATEISSUED']._serialized_start=1360
+  _globals['_CERTIFICATEISSUED']._serialized_end=1441
+  _globals['_DEPARTMENTREGISTERED']._serialized_start=1444
+  _globals['_DEPARTMENTREGISTERED']._serialized_end=1595
+  _globals['_DEPARTMENTKEYROTATED']._serialized_start=1598
+  _globals['_DEPARTMENTKEYROTATED']._serialized_end=1763
+  _globals['_DEPARTMENTKEYREVOKED']._serialized_start=1766
+  _globals['_DEPARTMENTKEYREVOKED']._serialized_end=1958
+  _globals['_LICENCETYPEREGISTERED']._serialized_start=1960
+  _globals['_LICENCETYPEREGISTERED']._serialized_end=2045
+  _globals['_LICENCEVERSIONISSUED']._serialized_start=2048
+  _globals['_LICENCEVERSIONISSUED']._serialized_end=2200
+  _globals['_LICENCESTATUSCHANGED']._serialized_start=2202
+  _globals['_LICENCESTATUSCHANGED']._serialized_end=2258
+  _globals['_SEALREGISTERED']._serialized_start=2260
+  _globals['_SEALREGISTERED']._serialized_end=2319
+  _globals['_SEALSTATUSCHANGED']._serialized_start=2322
+  _globals['_SEALSTATUSCHANGED']._serialized_end=2476
+  _globals['_DOCUMENTSEALED']._serialized_start=2479
+  _globals['_DOCUMENTSEALED']._serialized_end=2717
 # @@protoc_insertion_point(module_scope)

@@ -13,6 +13,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from licenceledger.licence.v1 import licence_pb2 as _licence_pb2
 from licenceledger.registry.v1 import registry_pb2 as _registry_pb2
+from licenceledger.seal.v1 import seal_pb2 as _seal_pb2
 from licenceledger.type.v1 import crypto_pb2 as _crypto_pb2
 import builtins as _builtins
 import sys
@@ -43,6 +44,9 @@ class LedgerRecord(_message.Message):
     LICENCE_TYPE_REGISTERED_FIELD_NUMBER: _builtins.int
     LICENCE_VERSION_ISSUED_FIELD_NUMBER: _builtins.int
     LICENCE_STATUS_CHANGED_FIELD_NUMBER: _builtins.int
+    SEAL_REGISTERED_FIELD_NUMBER: _builtins.int
+    SEAL_STATUS_CHANGED_FIELD_NUMBER: _builtins.int
+    DOCUMENT_SEALED_FIELD_NUMBER: _builtins.int
     actor: _builtins.str
     """Who caused the change, as `<role>:<subject id>` from the caller's client
     certificate (e.g. `admin:bootstrap-admin`), or `system` for the service itself.
@@ -91,6 +95,18 @@ class LedgerRecord(_message.Message):
     def licence_status_changed(self) -> Global___LicenceStatusChanged:
         """A licence's status changed."""
 
+    @_builtins.property
+    def seal_registered(self) -> Global___SealRegistered:
+        """A seal was registered and its signing key certified."""
+
+    @_builtins.property
+    def seal_status_changed(self) -> Global___SealStatusChanged:
+        """A seal was suspended, reinstated or revoked."""
+
+    @_builtins.property
+    def document_sealed(self) -> Global___DocumentSealed:
+        """A document (or a printable licence) was sealed: one use of a seal."""
+
     def __init__(
         self,
         *,
@@ -106,12 +122,15 @@ class LedgerRecord(_message.Message):
         licence_type_registered: Global___LicenceTypeRegistered | None = ...,
         licence_version_issued: Global___LicenceVersionIssued | None = ...,
         licence_status_changed: Global___LicenceStatusChanged | None = ...,
+        seal_registered: Global___SealRegistered | None = ...,
+        seal_status_changed: Global___SealStatusChanged | None = ...,
+        document_sealed: Global___DocumentSealed | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["certificate_issued", b"certificate_issued", "change", b"change", "department_key_revoked", b"department_key_revoked", "department_key_rotated", b"department_key_rotated", "department_registered", b"department_registered", "licence_status_changed", b"licence_status_changed", "licence_type_registered", b"licence_type_registered", "licence_version_issued", b"licence_version_issued", "recorded_at", b"recorded_at", "region_bootstrapped", b"region_bootstrapped"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["certificate_issued", b"certificate_issued", "change", b"change", "department_key_revoked", b"department_key_revoked", "department_key_rotated", b"department_key_rotated", "department_registered", b"department_registered", "document_sealed", b"document_sealed", "licence_status_changed", b"licence_status_changed", "licence_type_registered", b"licence_type_registered", "licence_version_issued", b"licence_version_issued", "recorded_at", b"recorded_at", "region_bootstrapped", b"region_bootstrapped", "seal_registered", b"seal_registered", "seal_status_changed", b"seal_status_changed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "certificate_issued", b"certificate_issued", "change", b"change", "department_key_revoked", b"department_key_revoked", "department_key_rotated", b"department_key_rotated", "department_registered", b"department_registered", "licence_status_changed", b"licence_status_changed", "licence_type_registered", b"licence_type_registered", "licence_version_issued", b"licence_version_issued", "recorded_at", b"recorded_at", "region_bootstrapped", b"region_bootstrapped", "request_digest", b"request_digest", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "certificate_issued", b"certificate_issued", "change", b"change", "department_key_revoked", b"department_key_revoked", "department_key_rotated", b"department_key_rotated", "department_registered", b"department_registered", "document_sealed", b"document_sealed", "licence_status_changed", b"licence_status_changed", "licence_type_registered", b"licence_type_registered", "licence_version_issued", b"licence_version_issued", "recorded_at", b"recorded_at", "region_bootstrapped", b"region_bootstrapped", "request_digest", b"request_digest", "request_id", b"request_id", "seal_registered", b"seal_registered", "seal_status_changed", b"seal_status_changed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["region_bootstrapped", "certificate_issued", "department_registered", "department_key_rotated", "department_key_revoked", "licence_type_registered", "licence_version_issued", "licence_status_changed"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["region_bootstrapped", "certificate_issued", "department_registered", "department_key_rotated", "department_key_revoked", "licence_type_registered", "licence_version_issued", "licence_status_changed", "seal_registered", "seal_status_changed", "document_sealed"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 
@@ -378,3 +397,124 @@ class LicenceStatusChanged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LicenceStatusChanged: _TypeAlias = LicenceStatusChanged  # noqa: Y015
+
+@_typing.final
+class SealRegistered(_message.Message):
+    """A seal was registered."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def seal(self) -> _seal_pb2.Seal:
+        """The seal as registered: status ACTIVE, with its image, image digest and
+        certificate; `registered_at` and `registration_ledger_index` are left
+        unset (the entry's own time and index are authoritative).
+        """
+
+    def __init__(
+        self,
+        *,
+        seal: _seal_pb2.Seal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["seal", b"seal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["seal", b"seal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SealRegistered: _TypeAlias = SealRegistered  # noqa: Y015
+
+@_typing.final
+class SealStatusChanged(_message.Message):
+    """A seal's status changed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEAL_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    INVALID_SINCE_FIELD_NUMBER: _builtins.int
+    seal_id: _builtins.str
+    """The seal."""
+    status: _seal_pb2.SealStatus.ValueType
+    """Its new status: SUSPENDED, ACTIVE (reinstated) or REVOKED."""
+    reason: _builtins.str
+    """Why, as given by the administrator."""
+    @_builtins.property
+    def invalid_since(self) -> _timestamp_pb2.Timestamp:
+        """For a revocation: from when the seal's use is not trusted (may precede
+        the entry's time when the key was compromised).
+        """
+
+    def __init__(
+        self,
+        *,
+        seal_id: _builtins.str = ...,
+        status: _seal_pb2.SealStatus.ValueType = ...,
+        reason: _builtins.str = ...,
+        invalid_since: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["invalid_since", b"invalid_since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invalid_since", b"invalid_since", "reason", b"reason", "seal_id", b"seal_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SealStatusChanged: _TypeAlias = SealStatusChanged  # noqa: Y015
+
+@_typing.final
+class DocumentSealed(_message.Message):
+    """A document was sealed (GB/T 38540: a use of the seal). The ledger keeps the
+    digests, not the document: the entry proves when this exact PDF was sealed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEAL_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    DIGEST_BEFORE_FIELD_NUMBER: _builtins.int
+    DIGEST_AFTER_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_FIELD_NUMBER: _builtins.int
+    LICENCE_ID_FIELD_NUMBER: _builtins.int
+    SIZE_AFTER_FIELD_NUMBER: _builtins.int
+    seal_id: _builtins.str
+    """The seal used."""
+    purpose: _builtins.str
+    """Purpose of the use (one of the seal's permitted purposes)."""
+    key_id: _builtins.str
+    """`key_id` of the seal certificate that signed."""
+    signature_field: _builtins.str
+    """Name of the PDF signature field that holds the seal."""
+    licence_id: _builtins.str
+    """For a printable licence: the licence version it renders; empty otherwise."""
+    size_after: _builtins.int
+    """Size of the sealed PDF in bytes."""
+    @_builtins.property
+    def digest_before(self) -> _crypto_pb2.Digest:
+        """SHA-256 of the PDF as received (for a printable licence: as rendered)."""
+
+    @_builtins.property
+    def digest_after(self) -> _crypto_pb2.Digest:
+        """SHA-256 of the sealed PDF returned to the caller."""
+
+    def __init__(
+        self,
+        *,
+        seal_id: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+        digest_before: _crypto_pb2.Digest | None = ...,
+        digest_after: _crypto_pb2.Digest | None = ...,
+        key_id: _builtins.str = ...,
+        signature_field: _builtins.str = ...,
+        licence_id: _builtins.str = ...,
+        size_after: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["digest_after", b"digest_after", "digest_before", b"digest_before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest_after", b"digest_after", "digest_before", b"digest_before", "key_id", b"key_id", "licence_id", b"licence_id", "purpose", b"purpose", "seal_id", b"seal_id", "signature_field", b"signature_field", "size_after", b"size_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentSealed: _TypeAlias = DocumentSealed  # noqa: Y015

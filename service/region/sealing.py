@@ -1,0 +1,197 @@
+"""PDF work in a pool of processes: rendering printable licences and sealing PDFs.
+
+PAdES signing is CPU-bound pure Python (pyHanko, asn1crypto), so it runs in worker
+processes, one per core. The pool forks before the server opens RocksDB or starts
+gRPC (`start` must be called first thing), so no worker inherits a database handle
+or a gRPC thread. Each worker opens the region's key store itself and keeps one
+`PdfSealer` per seal: the seal's key, certificate chain and encoded image are
+prepared once and reused for every document.
+
+Jobs and results are plain frozen dataclasses (pickled across the pipe). A refusal
+comes back as a `Refused` value rather than an exception, because exceptions with
+extra constructor arguments do not survive pickling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import multiprocessing
+import os
+from collections import OrderedDict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from licenceledger.licence.v1 import licence_pb2
+from licenceledger.registry.v1 import registry_pb2
+from signer import licence_pdf, pades
+from signer.keystore import FileKeyStore
+
+_SEALERS_PER_WORKER = 64
+
+
+@dataclass(frozen=True)
+class SealMaterial:
+    """What a worker needs to seal with one seal (no private key: workers load it)."""
+
+    key_name: str
+    certificate_der: bytes
+    chain_der: tuple[bytes, ...]
+    image_png: bytes
+
+    @property
+    def cache_key(self) -> tuple[str, bytes]:
+        return self.key_name, hashlib.sha256(self.certificate_der).digest()
+
+
+@dataclass(frozen=True)
+class SealJob:
+    seal: SealMaterial
+    pdf: bytes
+    placement: pades.Placement
+    reason: str
+    location: str
+
+
+@dataclass(frozen=True)
+class LicencePdfJob:
+    seal: SealMaterial
+    licence: bytes  # serialized Licence
+    licence_type: bytes  # serialized LicenceType (face-field labels)
+    qr_payload: str
+    region_name: str
+    reason: str
+    location: str
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A sealed PDF and the digest of what went in."""
+
+    pdf: bytes
+    digest_before: bytes
+    field_name: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    reason: str
+    message: str
+
+
+# -- worker side -----------------------------------------------------------------
+
+
+class _Worker:
+    def __init__(self, keys: FileKeyStore) -> None:
+        self.keys = keys
+        self.sealers: OrderedDict[tuple[str, bytes], pades.PdfSealer] = OrderedDict()
+
+    def sealer(self, seal: SealMaterial) -> pades.PdfSealer:
+        cached = self.sealers.get(seal.cache_key)
+        if cached is not None:
+            self.sealers.move_to_end(seal.cache_key)
+            return cached
+        key = self.keys.load(seal.key_name)
+        if not isinstance(key, ec.EllipticCurvePrivateKey | Ed25519PrivateKey):
+            raise TypeError(f"key {seal.key_name} cannot seal documents")
+        identity = pades.SealIdentity(
+            private_key=key,
+            certificate=x509.load_der_x509_certificate(seal.certificate_der),
+            chain=tuple(x509.load_der_x509_certificate(c) for c in seal.chain_der),
+            image_png=seal.image_png,
+        )
+        made = self.sealers[seal.cache_key] = pades.PdfSealer(identity)
+        if len(self.sealers) > _SEALERS_PER_WORKER:
+            self.sealers.popitem(last=False)
+        return made
+
+
+_worker: _Worker | None = None
+
+
+def _init_worker(keys_dir: str, passphrase: bytes) -> None:
+    global _worker  # one per worker process, set once by the pool
+    _worker = _Worker(FileKeyStore(Path(keys_dir), passphrase))
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+def _seal(
+    worker: _Worker,
+    seal: SealMaterial,
+    pdf: bytes,
+    placement: pades.Placement,
+    reason: str,
+    location: str,
+) -> Sealed | Refused:
+    digest = hashlib.sha256(pdf).digest()
+    sealer = worker.sealer(seal)
+    try:
+        info = pades.inspect_pdf(pdf)
+        pades.check_placement(info, placement)
+        # Named by the input's digest: unique within the document, and the same
+        # name for the same input, whichever worker seals it.
+        field = "Seal-" + digest[:8].hex()
+        sealed = sealer.seal(pdf, placement, reason=reason, location=location, field_name=field)
+    except pades.PdfRejectedError as exc:
+        return Refused(exc.reason, str(exc))
+    return Sealed(sealed, digest, field)
+
+
+def run_seal_job(job: SealJob) -> Sealed | Refused:
+    if _worker is None:
+        raise RuntimeError("not a sealing worker")
+    return _seal(_worker, job.seal, job.pdf, job.placement, job.reason, job.location)
+
+
+def run_licence_job(job: LicencePdfJob) -> Sealed | Refused:
+    if _worker is None:
+        raise RuntimeError("not a sealing worker")
+    licence = licence_pb2.Licence.FromString(job.licence)
+    licence_type = registry_pb2.LicenceType.FromString(job.licence_type)
+    pdf = licence_pdf.render_licence_pdf(
+        licence, job.qr_payload, licence_type=licence_type, region_name=job.region_name
+    )
+    box = licence_pdf.SEAL_BOX
+    placement = pades.Placement(box.page, box.x, box.y, box.width, box.height)
+    return _seal(_worker, job.seal, pdf, placement, job.reason, job.location)
+
+
+# -- server side -----------------------------------------------------------------
+
+
+class SealingPool:
+    """The worker processes; `start` forks them, so call it before opening anything."""
+
+    def __init__(self, keys_dir: Path, passphrase: bytes, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self._executor = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_init_worker,
+            initargs=(str(keys_dir), passphrase),
+        )
+
+    def start(self) -> None:
+        # With the fork context the executor forks every worker on its first submit,
+        # synchronously, in this thread: after this line the children exist.
+        self._executor.submit(_ready)
+
+    async def seal(self, job: SealJob) -> Sealed | Refused:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, run_seal_job, job)
+
+    async def licence(self, job: LicencePdfJob) -> Sealed | Refused:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, run_licence_job, job)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
