@@ -134,12 +134,11 @@ def _seal(
 ) -> Sealed | Refused:
     digest = hashlib.sha256(pdf).digest()
     sealer = worker.sealer(seal)
+    # Named by the input's digest: new to the document (a document cannot contain a
+    # name made from its own digest), and the same for the same input on any worker.
+    field = "Seal-" + digest[:8].hex()
     try:
-        info = pades.inspect_pdf(pdf)
-        pades.check_placement(info, placement)
-        # Named by the input's digest: unique within the document, and the same
-        # name for the same input, whichever worker seals it.
-        field = "Seal-" + digest[:8].hex()
+        # `seal` checks the document and the placement before signing.
         sealed = sealer.seal(pdf, placement, reason=reason, location=location, field_name=field)
     except pades.PdfRejectedError as exc:
         return Refused(exc.reason, str(exc))
