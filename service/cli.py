@@ -252,6 +252,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             "max_message_bytes": args.max_message_bytes,
             "log_level": args.log_level,
             "pdf_workers": args.pdf_workers,
+            "timestamp_url": args.timestamp_url,
         },
     )
     return serve(settings)
@@ -280,6 +281,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pdf-workers", type=int, help="processes rendering and sealing PDFs (one per core)"
     )
+    p.add_argument("--timestamp-url", help="RFC 3161 timestamp authority: seals become PAdES B-T")
     p.set_defaults(run=_cmd_serve)
 
     p = top.add_parser(

@@ -35,6 +35,8 @@ class ServerSettings:
     log_level: str = "INFO"
     # Processes that render and seal PDFs; 0 means one per core.
     pdf_workers: int = 0
+    # RFC 3161 timestamp authority for PAdES B-T seals; empty: B-B, no timestamp.
+    timestamp_url: str = ""
 
     def __post_init__(self) -> None:
         if not (len(self.region) == 6 and self.region.isdigit()):
@@ -48,6 +50,8 @@ class ServerSettings:
             raise ConfigError("shutdown_grace_seconds must not be negative")
         if not 0 <= self.pdf_workers <= 64:
             raise ConfigError("pdf_workers must be 0 (one per core) to 64")
+        if self.timestamp_url and not self.timestamp_url.startswith(("http://", "https://")):
+            raise ConfigError("timestamp_url must be an http:// or https:// URL")
 
     @property
     def address(self) -> str:

@@ -193,7 +193,12 @@ def start_pdf_workers(settings: ServerSettings) -> SealingPool:
     """Fork the PDF workers: before RocksDB is opened or any gRPC object exists."""
     data = DataDir(settings.data_dir)
     data.root.mkdir(parents=True, exist_ok=True)
-    pool = SealingPool(data.keys_path, data.passphrase(), settings.pdf_workers or None)
+    pool = SealingPool(
+        data.keys_path,
+        data.passphrase(),
+        settings.pdf_workers or None,
+        timestamp_url=settings.timestamp_url,
+    )
     pool.start()
     return pool
 

@@ -1,4 +1,4 @@
-"""Sealing PDFs: a PAdES B-B signature whose visible appearance is the seal image.
+"""Sealing PDFs: a PAdES signature whose visible appearance is the seal image.
 
 The seal is a pyHanko signature (subfilter /ETSI.CAdES.detached) in a new field,
 added as an incremental update: the input stays a prefix of the output, so earlier
@@ -17,19 +17,31 @@ the seal is done once: keys and certificates in pyHanko's types, the space to
 reserve for the signature (sizing it by a dry-run signature would nearly double
 the cost), and the seal image compressed into PDF image streams, which each
 document then receives as ready bytes instead of another zlib pass (~5 ms each).
+
+By default the seal is PAdES baseline B-B. With a timestamp authority (RFC 3161) the
+CMS also carries a signature timestamp token: B-T. With `LtvMaterial` as well,
+pyHanko validates the seal and TSA certificates before signing, against the given
+roots and revocation data only, and appends a document security store (/DSS) with
+the certificates and that revocation data in an incremental update: B-LT.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import math
 import struct
+import urllib.parse
 import zlib
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from asn1crypto import crl as asn1_crl
 from asn1crypto import keys as asn1_keys
+from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -43,8 +55,13 @@ from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.general import SigningError
+from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
+from pyhanko.sign.timestamps import TimestampRequestError as TimestampRequestError  # re-exported
 from pyhanko.sign.validation import read_certification_data
 from pyhanko.stamp import StaticStampStyle
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.errors import PathError
+from pyhanko_certvalidator.errors import ValidationError as CertValidationError
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 MAX_PDF_BYTES = 16 * 1024 * 1024
@@ -59,6 +76,13 @@ _PARSE_ERRORS += (struct.error, zlib.error)
 # The CMS container beyond its certificates and the issuer name (in it twice):
 # signed attributes and a signature value (measured: under 800 bytes).
 _CMS_MARGIN = 2048
+# A signature timestamp token is the TSA's own SignedData inside ours: TSTInfo, signed
+# attributes, a signature and the TSA's certificates; usually 2-6 KB, about 7 KB with an
+# RSA-4096 chain of three. A token that does not fit fails every seal, and measuring a
+# TSA's would take a request to it here, so this is about twice the usual. B-LT adds
+# nothing here: the DSS goes into a later revision, outside /Contents.
+_TIMESTAMP_MARGIN = 12 * 1024
+_TSA_TIMEOUT = 5.0  # seconds; a sealing worker waits this long at most
 
 
 class PdfRejectedError(ValueError):
@@ -94,6 +118,17 @@ class SealIdentity:
 
 
 @dataclass(frozen=True)
+class LtvMaterial:
+    """What a PAdES B-LT seal embeds in the document security store, and the roots the
+    seal and TSA certificates must chain to. Nothing is fetched: every certificate
+    below a root needs a CRL or OCSP response (DER) here, current when sealing."""
+
+    trust_roots: tuple[x509.Certificate, ...]
+    crls: tuple[bytes, ...] = ()
+    ocsps: tuple[bytes, ...] = ()  # OCSPResponse, not only the BasicOCSPResponse
+
+
+@dataclass(frozen=True)
 class _Parsed:
     reader: Any
     info: PdfInfo
@@ -126,7 +161,17 @@ def check_placement(info: PdfInfo, placement: Placement) -> None:
 class PdfSealer:
     """Seals PDFs with one seal; build once per seal, reuse for every document."""
 
-    def __init__(self, identity: SealIdentity) -> None:
+    def __init__(
+        self,
+        identity: SealIdentity,
+        *,
+        timestamper: TimeStamper | None = None,
+        ltv: LtvMaterial | None = None,
+    ) -> None:
+        """`timestamper` makes the seals B-T (see `http_timestamper`); `ltv` as well
+        makes them B-LT. `ltv` alone is refused: pyHanko would write the DSS, but its
+        AdES validation with time fails a signature without a timestamp token, since
+        nothing then shows the seal existed while its revocation data was current."""
         cert, key = identity.certificate, identity.private_key
         if cert.public_key() != key.public_key():
             raise ValueError("the private key does not belong to the seal certificate")
@@ -150,6 +195,14 @@ class PdfSealer:
         # pyHanko counts hex digits of /Contents: two per byte of CMS.
         self.bytes_reserved = 2 * (sum(map(len, ders)) + 2 * issuer + _CMS_MARGIN)
         self._image = _EncodedImage.from_png(identity.image_png)
+        self._timestamper = None if timestamper is None else _GuardedTimeStamper(timestamper)
+        if timestamper is not None:
+            self.bytes_reserved += 2 * _TIMESTAMP_MARGIN
+        if ltv is not None and timestamper is None:
+            raise ValueError("PAdES B-LT needs a timestamper: B-LT is B-T with a DSS")
+        self._ltv = None if ltv is None else _LtvData.parse(ltv)
+        if ltv is not None:
+            logging.getLogger("pyhanko.sign.signers.pdf_signer").addFilter(_not_fetching)
 
     def seal(
         self,
@@ -161,7 +214,10 @@ class PdfSealer:
         field_name: str | None = None,
         signing_time: datetime | None = None,
     ) -> bytes:
-        """The sealed PDF. Raises PdfRejectedError for unusable input.
+        """The sealed PDF. Raises PdfRejectedError for unusable input. Faults that are
+        not the document's raise other errors: TimestampRequestError (an OSError) when
+        the TSA fails, SigningError when B-LT's checks fail (a revoked certificate, or
+        one without current revocation data in the LtvMaterial).
 
         `field_name` must be a new top-level name (else ValueError); by default the
         first free one of Seal1, Seal2, ... `signing_time` (aware, default now) goes
@@ -184,6 +240,11 @@ class PdfSealer:
             raise ValueError(f"{field_name!r} is taken or not a top-level field name")
         x0, y0 = parsed.origins[placement.page - 1]
         x, y = x0 + placement.x, y0 + placement.y
+        ltv: dict[str, Any] = {}
+        if self._ltv is not None:
+            # A context per document: one validates at the moment it was created and
+            # keeps what it saw, so a shared one would judge CRLs by a stale clock.
+            ltv = {"embed_validation_info": True, "validation_context": self._ltv.context()}
         meta = signers.PdfSignatureMetadata(
             field_name=field_name,
             md_algorithm=self._md,
@@ -191,6 +252,7 @@ class PdfSealer:
             reason=reason or None,
             location=location or None,
             name=self._name,
+            **ltv,
         )
         style = StaticStampStyle(
             border_width=0,
@@ -205,6 +267,7 @@ class PdfSealer:
             meta,
             self._signer,
             signing_time=signing_time or datetime.now(UTC),
+            timestamper=self._timestamper,
             stamp_style=style,
             new_field_spec=spec,
         )
@@ -216,6 +279,107 @@ class PdfSealer:
             # Signing reads objects the inspection did not need (catalogue, form).
             raise _malformed(exc) from exc
         return bytes(output.getbuffer())
+
+
+def http_timestamper(url: str, *, timeout: float = _TSA_TIMEOUT) -> TimeStamper:
+    """A client for the RFC 3161 timestamp authority at `url` (HTTP POST).
+
+    Plain http is usual for TSAs: the reply is signed, and the nonce ties it to the
+    request. Each seal opens its own connection: pyHanko runs every signature in a
+    new event loop, which an HTTP session cannot outlive.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    return HTTPTimeStamper(url, timeout=timeout)
+
+
+class _GuardedTimeStamper(TimeStamper):
+    """pyHanko reads the TSA's reply while signing, where a garbled one would fail as a
+    malformed document does. Here every failure of the TSA is a TimestampRequestError,
+    and a token for another digest fails the seal rather than its validation."""
+
+    def __init__(self, tsa: TimeStamper) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._tsa = tsa
+
+    async def async_timestamp(self, message_digest: bytes, md_algorithm: str) -> Any:
+        with _tsa_failures():
+            token = await self._tsa.async_timestamp(message_digest, md_algorithm)
+            info = token["content"]["encap_content_info"]["content"].parsed
+            stamped = info["message_imprint"]["hashed_message"].native
+        if stamped != message_digest:
+            raise TimestampRequestError("the timestamp token is for another digest")
+        return token
+
+    async def async_dummy_response(self, md_algorithm: str) -> Any:
+        # For B-LT, pyHanko asks for one token to learn the TSA's certificates.
+        with _tsa_failures():
+            return await super().async_dummy_response(md_algorithm)
+
+    async def validation_paths(self, validation_context: Any) -> AsyncIterator[Any]:
+        # pyHanko reports the seal certificate failing B-LT's checks as a SigningError,
+        # and the TSA's as certvalidator's own errors; one kind of error for both.
+        try:
+            async for path in super().validation_paths(validation_context):  # type: ignore[no-untyped-call]
+                yield path
+        except (PathError, CertValidationError) as exc:
+            raise SigningError(f"the TSA certificate could not be validated: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _tsa_failures() -> Iterator[None]:
+    try:
+        yield
+    except TimestampRequestError:
+        raise
+    except Exception as exc:
+        detail = f"{type(exc).__name__}: {exc}"[:200]
+        raise TimestampRequestError(f"unusable timestamp token ({detail})") from exc
+
+
+@dataclass(frozen=True)
+class _LtvData:
+    """LtvMaterial in asn1crypto's types, parsed once. Parsing it all here also keeps
+    a bad CRL from failing a seal later as if the document were malformed."""
+
+    roots: tuple[Any, ...]
+    crls: tuple[Any, ...]
+    ocsps: tuple[Any, ...]
+
+    @classmethod
+    def parse(cls, ltv: LtvMaterial) -> _LtvData:
+        if not ltv.trust_roots:
+            raise ValueError("B-LT needs the trust roots of the seal and TSA certificates")
+        if not ltv.crls and not ltv.ocsps:
+            raise ValueError("B-LT needs revocation data: CRLs or OCSP responses")
+        der = serialization.Encoding.DER
+        roots = tuple(asn1_x509.Certificate.load(c.public_bytes(der)) for c in ltv.trust_roots)
+        try:
+            crls = tuple(asn1_crl.CertificateList.load(d, strict=True) for d in ltv.crls)
+            ocsps = tuple(asn1_ocsp.OCSPResponse.load(d, strict=True) for d in ltv.ocsps)
+            for item in (*crls, *ocsps):
+                item.native  # noqa: B018  (asn1crypto parses lazily)
+        except _PARSE_ERRORS as exc:
+            raise ValueError(f"unreadable CRL or OCSP response: {exc}") from exc
+        return cls(roots, crls, ocsps)
+
+    def context(self) -> ValidationContext:
+        # "require": no certificate below a root goes without revocation data, so the
+        # DSS is complete or there is no seal. pyHanko embeds all of the data either way.
+        return ValidationContext(
+            trust_roots=list(self.roots),
+            crls=list(self.crls),
+            ocsps=list(self.ocsps),
+            allow_fetching=False,
+            revocation_mode="require",
+        )
+
+
+def _not_fetching(record: logging.LogRecord) -> bool:
+    """Drops pyHanko's warning, on every B-LT seal, that it does not fetch revocation
+    data: LtvMaterial is meant to be all the data there is."""
+    return not str(record.msg).startswith("Validation/revocation info will be embedded")
 
 
 def _malformed(exc: BaseException) -> PdfRejectedError:

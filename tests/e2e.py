@@ -156,11 +156,11 @@ def client_key() -> tuple[ec.EllipticCurvePrivateKey, bytes]:
     return key, spki
 
 
-def open_region(tmp_path_factory: pytest.TempPathFactory, name: str) -> Region:
+def open_region(tmp_path_factory: pytest.TempPathFactory, name: str, *server_args: str) -> Region:
     """A started server with the catalogue and both departments; the caller stops it."""
     os.environ[PASSPHRASE_ENV] = TEST_PASSPHRASE
     data = DataDir(tmp_path_factory.mktemp(name))
-    server = Server(data, free_port(), free_port())
+    server = Server(data, free_port(), free_port(), extra_args=server_args)
     server.start()
     admin = client_credentials_pem(data, "admin")
     partial = Region(server, admin, admin, admin, {}, data.vkey_path.read_text().strip())

@@ -29,6 +29,7 @@ class Server:
     port: int
     mtls_port: int
     process: subprocess.Popen[str] | None = None
+    extra_args: tuple[str, ...] = ()
 
     def start(self) -> list[str]:
         self.process = subprocess.Popen(
@@ -43,6 +44,7 @@ class Server:
                 str(self.port),
                 "--mtls-port",
                 str(self.mtls_port),
+                *self.extra_args,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

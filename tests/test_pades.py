@@ -3,16 +3,20 @@ pdfium draws, and hostile input comes back as `PdfRejectedError` and nothing els
 
 from __future__ import annotations
 
+import asyncio
 import io
 import math
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import pypdfium2 as pdfium
 import pytest
+from asn1crypto import crl as asn1_crl
 from asn1crypto import keys as asn1_keys
+from asn1crypto import tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,26 +29,43 @@ from pyhanko.pdf_utils.generic import DictionaryObject
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
+from pyhanko.sign.ades.report import AdESIndeterminate, AdESPassed
 from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.general import SigningError
+from pyhanko.sign.timestamps import DummyTimeStamper, TimeStamper, TimestampRequestError
 from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.ades import ades_with_time_validation
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
+from pyhanko.sign.validation.policy_decl import (
+    LocalKnowledge,
+    RevinfoOnlineFetchingRule,
+    RevocationInfoGatheringSpec,
+    SignatureValidationSpec,
+)
 from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
-from pyhanko_certvalidator.registry import SimpleCertificateStore
+from pyhanko_certvalidator.context import CertValidationPolicySpec
+from pyhanko_certvalidator.errors import InsufficientRevinfoError, PathBuildingError, RevokedError
+from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy
+from pyhanko_certvalidator.registry import SimpleCertificateStore, SimpleTrustManager
+from pyhanko_certvalidator.revinfo.archival import CRLContainer
 from reportlab.lib import pdfencrypt
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen import canvas
 
 from signer.pades import (
     MAX_PDF_BYTES,
+    LtvMaterial,
     PdfInfo,
     PdfRejectedError,
     PdfSealer,
     Placement,
     SealIdentity,
     check_placement,
+    http_timestamper,
     inspect_pdf,
 )
+from tests.tsa import make_tsa, serve_tsa
 
 NOW = datetime.now(UTC)
 BOX = Placement(page=1, x=380.5, y=90.25, width=120, height=120)
@@ -360,9 +381,9 @@ def test_a_pdf_certified_against_changes_is_refused(
     assert refused.value.reason == "PDF_LOCKED"
 
 
-def _raw_pdf(pages: bytes, page: bytes) -> bytes:
+def _raw_pdf(pages: bytes, page: bytes, catalog: bytes = b"") -> bytes:
     """A one-page PDF written by hand, for page trees no library would write."""
-    objects = (b"<< /Type /Catalog /Pages 2 0 R >>", pages, page)
+    objects = (b"<< /Type /Catalog /Pages 2 0 R %s>>" % catalog, pages, page)
     out, offsets = bytearray(b"%PDF-1.7\n"), []
     for n, body in enumerate(objects, 1):
         offsets.append(len(out))
@@ -500,3 +521,235 @@ def test_mutated_pdfs_are_sealed_or_refused(
     except PdfRejectedError:
         return
     assert sealed.startswith(pdf)
+
+
+# -- PAdES B-T (a TSA's timestamp token) and B-LT (a DSS with revocation data) --------
+
+
+def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+
+def _crl(issuer: Ca, revoked: tuple[x509.Certificate, ...] = ()) -> bytes:
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.cert.subject)
+        .last_update(NOW - timedelta(minutes=5))
+        .next_update(NOW + timedelta(days=1))
+        .add_extension(x509.CRLNumber(1), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+            critical=False,
+        )
+    )
+    for cert in revoked:
+        entry = x509.RevokedCertificateBuilder().serial_number(cert.serial_number)
+        builder = builder.add_revoked_certificate(entry.revocation_date(NOW).build())
+    crl = builder.sign(issuer.key, hashes.SHA256())
+    return crl.public_bytes(serialization.Encoding.DER)
+
+
+@pytest.fixture(scope="module")
+def tsa(root: Ca) -> DummyTimeStamper:
+    """pyHanko's in-process TSA (RSA only), certified by the test root."""
+    return make_tsa(root.key, root.cert)
+
+
+@pytest.fixture(scope="module")
+def seal(root: Ca, png: bytes) -> SealIdentity:
+    return _identity(root, ec.generate_private_key(ec.SECP256R1()), png)
+
+
+@pytest.fixture(scope="module")
+def crl(root: Ca) -> bytes:
+    return _crl(root)
+
+
+@pytest.fixture
+def tsa_url(tsa: DummyTimeStamper) -> Iterator[str]:
+    with serve_tsa(tsa) as url:
+        yield url
+
+
+def _assert_b_t(sealed: bytes, root: Ca, index: int = 0) -> PdfSignatureStatus:
+    status = _status(sealed, root.trust, index)
+    assert (status.intact, status.valid, status.trusted, status.bottom_line) == (True,) * 4
+    stamp = status.timestamp_validity
+    assert stamp is not None
+    assert (stamp.intact, stamp.valid, stamp.trusted) == (True, True, True)
+    assert abs(stamp.timestamp - datetime.now(UTC)) < timedelta(minutes=1)
+    return status
+
+
+def test_a_timestamp_makes_it_b_t(
+    identity: SealIdentity, root: Ca, tsa: DummyTimeStamper, plain: bytes
+) -> None:
+    sealer = PdfSealer(identity, timestamper=tsa)
+    sealed = sealer.seal(plain, BOX)
+    status = _assert_b_t(sealed, root)
+    assert status.signer_reported_dt is not None
+    assert abs(status.signer_reported_dt - datetime.now(UTC)) < timedelta(minutes=1)
+    assert status.coverage == SignatureCoverageLevel.ENTIRE_FILE
+    assert status.modification_level == ModificationLevel.NONE
+    [(signature, sig)] = _signatures(sealed)
+    unsigned = signature.signer_info["unsigned_attrs"].native
+    assert [a["type"] for a in unsigned] == ["signature_time_stamp_token"]
+    assert "/DSS" not in PdfFileReader(io.BytesIO(sealed)).root
+    assert len(sig["/Contents"]) * 2 == sealer.bytes_reserved
+    used = len(signature.signed_data.dump())
+    assert used < sealer.bytes_reserved // 2 - 4096  # room for a token twice this TSA's
+
+
+def test_http_timestamper_end_to_end(seal: SealIdentity, root: Ca, tsa_url: str) -> None:
+    sealer = PdfSealer(seal, timestamper=http_timestamper(tsa_url))
+    once = sealer.seal(_PDF, BOX)
+    _assert_b_t(once, root)
+    # Again through the same client: each seal runs in a new event loop.
+    _assert_b_t(sealer.seal(once, Placement(2, 50, 50, 100, 100)), root, index=1)
+
+
+@pytest.mark.parametrize("url", ["ftp://tsa.example.gov.cn/", "tsa.example.gov.cn:318", "http:///"])
+def test_http_timestamper_takes_http_urls_only(url: str) -> None:
+    with pytest.raises(ValueError, match="URL"):
+        http_timestamper(url)
+
+
+def test_an_unreachable_tsa_is_not_the_documents_fault(seal: SealIdentity) -> None:
+    with socket.socket() as probe:  # a port with nothing listening on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sealer = PdfSealer(seal, timestamper=http_timestamper(f"http://127.0.0.1:{port}/"))
+    with pytest.raises(TimestampRequestError):
+        sealer.seal(_PDF, BOX)
+
+
+class _GarbledTsa(TimeStamper):
+    async def async_request_tsa_response(self, req: Any) -> Any:
+        return tsp.TimeStampResp.load(b"\x30\x03\x02\x01\x00")  # status is not a sequence
+
+
+class _OtherDigestTsa(DummyTimeStamper):
+    async def async_timestamp(self, message_digest: bytes, md_algorithm: str) -> Any:
+        return await super().async_timestamp(bytes(len(message_digest)), md_algorithm)
+
+
+def test_a_bad_timestamp_reply_is_not_the_documents_fault(
+    seal: SealIdentity, tsa: DummyTimeStamper
+) -> None:
+    garbled = _GarbledTsa()  # type: ignore[no-untyped-call]
+    cases = [(garbled, "unusable"), (_OtherDigestTsa(tsa.tsa_cert, tsa.tsa_key), "another")]
+    for bad, match in cases:
+        with pytest.raises(TimestampRequestError, match=match):
+            PdfSealer(seal, timestamper=bad).seal(_PDF, BOX)
+
+
+def _validate_offline(pdf: bytes, root: Ca) -> Any:
+    """AdES validation with time (EN 319 102-1 5.5) from the document alone: revocation
+    data required for every certificate, and only the DSS's used."""
+    signature = PdfFileReader(io.BytesIO(pdf)).embedded_signatures[0]
+    catalog = signature.reader.root
+    known = LocalKnowledge()
+    if "/DSS" in catalog:
+        dss = catalog["/DSS"]
+        known = LocalKnowledge(
+            known_crls=[
+                CRLContainer(asn1_crl.CertificateList.load(c.get_object().data))
+                for c in dss["/CRLs"]
+            ],
+            known_certs=[asn1_x509.Certificate.load(c.get_object().data) for c in dss["/Certs"]],
+        )
+    policy = CertValidationPolicySpec(
+        trust_manager=SimpleTrustManager.build(trust_roots=[_asn1(root.cert)]),
+        revinfo_policy=CertRevTrustPolicy(REQUIRE_REVINFO),
+    )
+    spec = SignatureValidationSpec(
+        cert_validation_policy=policy,
+        revinfo_gathering_policy=RevocationInfoGatheringSpec(
+            online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY
+        ),
+        local_knowledge=known,
+    )
+    validation = ades_with_time_validation(
+        signature.signed_data, spec, raw_digest=signature.compute_digest()
+    )
+    return asyncio.run(validation)
+
+
+def test_ltv_material_makes_it_b_lt(
+    seal: SealIdentity, root: Ca, tsa: DummyTimeStamper, crl: bytes, plain: bytes
+) -> None:
+    sealer = PdfSealer(seal, timestamper=tsa, ltv=LtvMaterial((root.cert,), crls=(crl,)))
+    sealed = sealer.seal(plain, BOX)
+    assert sealed.startswith(plain)
+    status = _assert_b_t(sealed, root)
+    assert status.modification_level == ModificationLevel.LTA_UPDATES  # the DSS revision
+    assert status.timestamp_validity is not None
+    dss = PdfFileReader(io.BytesIO(sealed)).root["/DSS"]
+    assert [c.get_object().data for c in dss["/CRLs"]] == [crl]
+    certs = {c.get_object().data for c in dss["/Certs"]}
+    der = serialization.Encoding.DER
+    assert {seal.certificate.public_bytes(der), tsa.tsa_cert.dump()} <= certs
+
+    # A validator that fetches nothing and requires revocation data finds all it
+    # needs in the DSS, and takes the signing time from the timestamp.
+    offline = _validate_offline(sealed, root)
+    assert offline.ades_subindic == AdESPassed.OK
+    assert offline.best_signature_time == status.timestamp_validity.timestamp
+    timestamped = PdfSealer(seal, timestamper=tsa).seal(plain, BOX)
+    without_dss = _validate_offline(timestamped, root).ades_subindic
+    assert without_dss == AdESIndeterminate.CERTIFICATE_CHAIN_GENERAL_FAILURE
+
+    twice = sealer.seal(sealed, Placement(2, 50, 50, 100, 100))
+    assert [_status(twice, root.trust, i).bottom_line for i in (0, 1)] == [True, True]
+    dss = PdfFileReader(io.BytesIO(twice)).root["/DSS"]
+    assert [c.get_object().data for c in dss["/CRLs"]] == [crl]
+
+
+def test_b_lt_needs_a_timestamp_and_revocation_data(
+    seal: SealIdentity, root: Ca, tsa: DummyTimeStamper, crl: bytes
+) -> None:
+    refused = {
+        "timestamper": LtvMaterial((root.cert,), crls=(crl,)),
+        "trust roots": LtvMaterial((), crls=(crl,)),
+        "revocation data": LtvMaterial((root.cert,)),
+        "unreadable CRL": LtvMaterial((root.cert,), crls=(crl[:-1],)),
+    }
+    for match, ltv in refused.items():
+        with pytest.raises(ValueError, match=match):
+            PdfSealer(seal, timestamper=None if match == "timestamper" else tsa, ltv=ltv)
+
+
+def test_b_lt_refuses_to_seal_without_current_revocation_status(
+    seal: SealIdentity, root: Ca, png: bytes, tsa: DummyTimeStamper, crl: bytes
+) -> None:
+    other = _root(ec.generate_private_key(ec.SECP256R1()), "另一个根证书")
+    other_seal = _identity(other, ec.generate_private_key(ec.SECP256R1()), png)
+    roots = (root.cert, other.cert)
+    cases = [
+        (seal, LtvMaterial(roots, crls=(_crl(other),)), InsufficientRevinfoError, "signer"),
+        (seal, LtvMaterial(roots, crls=(_crl(root, (seal.certificate,)),)), RevokedError, "signer"),
+        (other_seal, LtvMaterial(roots, crls=(_crl(other),)), InsufficientRevinfoError, "TSA"),
+        (seal, LtvMaterial((other.cert,), crls=(crl, _crl(other))), PathBuildingError, "signer"),
+    ]
+    for identity, ltv, cause, match in cases:
+        with pytest.raises(SigningError, match=match) as refused:
+            PdfSealer(identity, timestamper=tsa, ltv=ltv).seal(_PDF, BOX)
+        assert isinstance(refused.value.__cause__, cause)
+
+
+@pytest.mark.parametrize("dss", [b"/DSS 7", b"/DSS << /CRLs [ (not a CRL) ] >>"])
+def test_b_lt_refuses_a_broken_dss(
+    seal: SealIdentity, root: Ca, tsa: DummyTimeStamper, crl: bytes, dss: bytes
+) -> None:
+    sealer = PdfSealer(seal, timestamper=tsa, ltv=LtvMaterial((root.cert,), crls=(crl,)))
+    with pytest.raises(PdfRejectedError) as refused:
+        sealer.seal(_raw_pdf(_PAGES, _PAGE, dss), Placement(1, 10, 10, 40, 40))
+    assert refused.value.reason == "PDF_MALFORMED"
+
+
+def test_by_default_no_timestamp_and_no_dss(sealer: PdfSealer, root: Ca, plain: bytes) -> None:
+    sealed = sealer.seal(plain, BOX)
+    assert _status(sealed, root.trust).timestamp_validity is None
+    [(signature, _)] = _signatures(sealed)
+    assert signature.signer_info["unsigned_attrs"].native is None
+    assert "/DSS" not in PdfFileReader(io.BytesIO(sealed)).root

@@ -62,6 +62,12 @@ def sha256_digest(data: bytes) -> crypto_pb2.Digest:
     )
 
 
+def _raise_if_unavailable(refused: sealing.Refused) -> None:
+    """A timestamp authority that fails is the region's trouble, not the caller's input."""
+    if refused.reason == sealing.TIMESTAMP_UNAVAILABLE:
+        raise ServiceError(refused.message, refused.reason, grpc.StatusCode.UNAVAILABLE)
+
+
 def _material(seal: seal_pb2.Seal) -> sealing.SealMaterial:
     return sealing.SealMaterial(
         key_name=seal_key_name(seal.certificate.key_id),
@@ -185,6 +191,7 @@ class Sealing:
         )
         sealed = await ctx.pool().seal(job)
         if isinstance(sealed, sealing.Refused):
+            _raise_if_unavailable(sealed)
             field = _FIELD_FOR_REASON.get(sealed.reason, "pdf")
             raise invalid_argument(
                 sealed.message, FieldViolation(field, sealed.message), reason=sealed.reason
@@ -227,6 +234,7 @@ class Sealing:
             )
             sealed = await ctx.pool().licence(job)
             if isinstance(sealed, sealing.Refused):
+                _raise_if_unavailable(sealed)
                 # Our own rendering was refused by our own sealer: a bug, not bad input.
                 raise ServiceError(
                     f"the licence PDF could not be sealed: {sealed.message}",

@@ -33,6 +33,7 @@ from signer import licence_pdf, pades
 from signer.keystore import FileKeyStore
 
 _SEALERS_PER_WORKER = 64
+TIMESTAMP_UNAVAILABLE = "TIMESTAMP_UNAVAILABLE"
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,10 @@ class Refused:
 
 
 class _Worker:
-    def __init__(self, keys: FileKeyStore) -> None:
+    def __init__(self, keys: FileKeyStore, timestamp_url: str) -> None:
         self.keys = keys
+        # PAdES B-T when the region has a timestamp authority; B-B otherwise.
+        self.timestamper = pades.http_timestamper(timestamp_url) if timestamp_url else None
         self.sealers: OrderedDict[tuple[str, bytes], pades.PdfSealer] = OrderedDict()
 
     def sealer(self, seal: SealMaterial) -> pades.PdfSealer:
@@ -106,7 +109,9 @@ class _Worker:
             chain=tuple(x509.load_der_x509_certificate(c) for c in seal.chain_der),
             image_png=seal.image_png,
         )
-        made = self.sealers[seal.cache_key] = pades.PdfSealer(identity)
+        made = self.sealers[seal.cache_key] = pades.PdfSealer(
+            identity, timestamper=self.timestamper
+        )
         if len(self.sealers) > _SEALERS_PER_WORKER:
             self.sealers.popitem(last=False)
         return made
@@ -115,9 +120,9 @@ class _Worker:
 _worker: _Worker | None = None
 
 
-def _init_worker(keys_dir: str, passphrase: bytes) -> None:
+def _init_worker(keys_dir: str, passphrase: bytes, timestamp_url: str) -> None:
     global _worker  # one per worker process, set once by the pool
-    _worker = _Worker(FileKeyStore(Path(keys_dir), passphrase))
+    _worker = _Worker(FileKeyStore(Path(keys_dir), passphrase), timestamp_url)
 
 
 def _ready() -> int:
@@ -142,6 +147,8 @@ def _seal(
         sealed = sealer.seal(pdf, placement, reason=reason, location=location, field_name=field)
     except pades.PdfRejectedError as exc:
         return Refused(exc.reason, str(exc))
+    except pades.TimestampRequestError as exc:
+        return Refused(TIMESTAMP_UNAVAILABLE, f"the timestamp authority failed: {exc}")
     return Sealed(sealed, digest, field)
 
 
@@ -170,13 +177,20 @@ def run_licence_job(job: LicencePdfJob) -> Sealed | Refused:
 class SealingPool:
     """The worker processes; `start` forks them, so call it before opening anything."""
 
-    def __init__(self, keys_dir: Path, passphrase: bytes, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        keys_dir: Path,
+        passphrase: bytes,
+        workers: int | None = None,
+        *,
+        timestamp_url: str = "",
+    ) -> None:
         self.workers = workers or os.cpu_count() or 1
         self._executor = ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("fork"),
             initializer=_init_worker,
-            initargs=(str(keys_dir), passphrase),
+            initargs=(str(keys_dir), passphrase, timestamp_url),
         )
 
     def start(self) -> None:
