@@ -86,6 +86,16 @@ def _status(region: Region, tsa: Tsa, pdf: bytes) -> object:
     return validate_pdf_signature(signature, context)
 
 
+def _sealing(seal: seal_pb2.Seal) -> sp.SealDocumentRequest:
+    return sp.SealDocumentRequest(
+        request_id=rid(),
+        seal_id=seal.seal_id,
+        pdf=plain_pdf(1),
+        placement=seal_pb2.SealPlacement(page=1, x=100, y=100, width=119, height=119),
+        purpose="contract",
+    )
+
+
 def test_seals_carry_a_trusted_signature_timestamp(region: Region, tsa: Tsa) -> None:
     seal = register_seal(
         region, DEPT_A, seal_pb2.SEAL_TYPE_CONTRACT, name="合同专用章", permitted_purposes=[]
@@ -94,13 +104,7 @@ def test_seals_carry_a_trusted_signature_timestamp(region: Region, tsa: Tsa) -> 
         region,
         region.dept_a,
         "SealDocument",
-        sp.SealDocumentRequest(
-            request_id=rid(),
-            seal_id=seal.seal_id,
-            pdf=plain_pdf(1),
-            placement=seal_pb2.SealPlacement(page=1, x=100, y=100, width=119, height=119),
-            purpose="contract",
-        ),
+        _sealing(seal),
     )
     assert reply.digest_after.value == hashlib.sha256(reply.sealed_pdf).digest()
     status = _status(region, tsa, reply.sealed_pdf)
@@ -124,13 +128,7 @@ def test_a_failing_timestamp_authority_is_unavailable_and_records_nothing(
         region,
         region.dept_a,
         "SealDocument",
-        sp.SealDocumentRequest(
-            request_id=rid(),
-            seal_id=seal.seal_id,
-            pdf=plain_pdf(1),
-            placement=seal_pb2.SealPlacement(page=1, x=100, y=100, width=119, height=119),
-            purpose="contract",
-        ),
+        _sealing(seal),
     )
     assert got[:2] == (grpc.StatusCode.UNAVAILABLE, "TIMESTAMP_UNAVAILABLE")
     assert ledger_size(region) == size
