@@ -9,6 +9,7 @@ mutual TLS (or plain TLS without an identity).
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import uuid
 from dataclasses import dataclass
@@ -20,8 +21,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
+from reportlab.lib.pagesizes import A4
+from reportlab.pdfgen import canvas
 
 from licenceledger.ledger.v1 import ledger_service_pb2 as ledger_pb
 from licenceledger.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
@@ -31,11 +35,12 @@ from licenceledger.licence.v1 import licence_service_pb2_grpc as pb_grpc
 from licenceledger.registry.v1 import registry_pb2
 from licenceledger.registry.v1 import registry_service_pb2 as reg
 from licenceledger.registry.v1 import registry_service_pb2_grpc as reg_grpc
+from licenceledger.seal.v1 import seal_service_pb2 as sp
 from licenceledger.seal.v1 import seal_service_pb2_grpc as seal_grpc
 from licenceledger.type.v1 import crypto_pb2
 from service.bootstrap import client_credentials_pem, unencrypted_pem
 from service.datadir import DataDir
-from signer import identifiers
+from signer import identifiers, sealimage
 from signer.keystore import PASSPHRASE_ENV
 from tests.conftest import TEST_PASSPHRASE
 from tests.serverproc import Server, free_port
@@ -237,3 +242,35 @@ def fill(message: M, changes: dict[str, Any]) -> M:
         else:
             setattr(message, name, value)
     return message
+
+
+YEAR = 365 * 24 * 3600
+
+
+def later(seconds: int) -> Timestamp:
+    ts = Timestamp()
+    ts.GetCurrentTime()
+    ts.seconds += seconds
+    return ts
+
+
+def plain_pdf(pages: int = 2, *, encrypt: str | None = None) -> bytes:
+    out = io.BytesIO()
+    page = canvas.Canvas(out, pagesize=A4, invariant=True, encrypt=encrypt)
+    for number in range(pages):
+        page.drawString(72, 760, f"Contract page {number + 1}")
+        page.showPage()
+    page.save()
+    return out.getvalue()
+
+
+def register_seal(region: Region, owner: str, seal_type: int, **extra: Any) -> Any:
+    request = sp.RegisterSealRequest(
+        request_id=rid(),
+        owner_department_code=owner,
+        name="上海市市场监督管理局证照专用章",
+        seal_type=seal_type,  # type: ignore[arg-type]
+        image_png=sealimage.make_dev_seal_png("上海市市场监督管理局"),
+        valid_until=later(YEAR),
+    )
+    return call(region, region.admin, "RegisterSeal", fill(request, extra))

@@ -24,8 +24,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
-from reportlab.lib.pagesizes import A4
-from reportlab.pdfgen import canvas
 
 from ledger import ProofBundle
 from ledger.note import Ed25519NoteVerifier
@@ -38,48 +36,20 @@ from signer import pki, seal_pki, sealimage
 from tests.e2e import (
     DEPT_A,
     FOOD,
+    YEAR,
     Region,
     call,
     close_region,
     failure,
     fill,
     issue_request,
+    later,
     ledger_size,
     open_region,
+    plain_pdf,
+    register_seal,
     rid,
 )
-
-A4_WIDTH, A4_HEIGHT = A4
-YEAR = 365 * 24 * 3600
-
-
-def later(seconds: int) -> Timestamp:
-    ts = Timestamp()
-    ts.GetCurrentTime()
-    ts.seconds += seconds
-    return ts
-
-
-def plain_pdf(pages: int = 2, *, encrypt: str | None = None) -> bytes:
-    out = io.BytesIO()
-    page = canvas.Canvas(out, pagesize=A4, invariant=True, encrypt=encrypt)
-    for number in range(pages):
-        page.drawString(72, 760, f"Contract page {number + 1}")
-        page.showPage()
-    page.save()
-    return out.getvalue()
-
-
-def register_seal(region: Region, owner: str, seal_type: int, **extra: Any) -> Any:
-    request = sp.RegisterSealRequest(
-        request_id=rid(),
-        owner_department_code=owner,
-        name="上海市市场监督管理局证照专用章",
-        seal_type=seal_type,  # type: ignore[arg-type]
-        image_png=sealimage.make_dev_seal_png("上海市市场监督管理局"),
-        valid_until=later(YEAR),
-    )
-    return call(region, region.admin, "RegisterSeal", fill(request, extra))
 
 
 @pytest.fixture(scope="module")

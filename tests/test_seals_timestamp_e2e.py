@@ -29,8 +29,18 @@ from pyhanko_certvalidator import ValidationContext
 from licenceledger.seal.v1 import seal_pb2
 from licenceledger.seal.v1 import seal_service_pb2 as sp
 from signer import pki
-from tests.e2e import DEPT_A, Region, call, close_region, failure, ledger_size, open_region, rid
-from tests.test_seals_e2e import plain_pdf, register_seal
+from tests.e2e import (
+    DEPT_A,
+    Region,
+    call,
+    close_region,
+    failure,
+    ledger_size,
+    open_region,
+    plain_pdf,
+    register_seal,
+    rid,
+)
 from tests.tsa import make_tsa, serve_tsa
 
 
