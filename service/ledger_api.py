@@ -7,31 +7,17 @@ from typing import Any
 
 import grpc
 
-from ledger import Ledger, SignedCheckpoint
+from ledger import Ledger
 from ledger.errors import InvalidRequestError
 from ledger.hashing import HASH_SIZE, Leaf
 from licenceledger.ledger.v1 import ledger_service_pb2 as pb
 from licenceledger.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
-from licenceledger.type.v1 import ledger_pb2 as type_pb
 from service.errors import FieldViolation, ServiceError, invalid_argument, not_found
+from verifier.ledger_checks import checkpoint_message
 
 Context = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_PAGE = 100
 WATCH_CHUNK = 256
-
-
-def checkpoint_message(signed: SignedCheckpoint) -> type_pb.SignedCheckpoint:
-    cp = signed.checkpoint
-    return type_pb.SignedCheckpoint(
-        note=signed.to_bytes(),
-        origin=cp.origin,
-        tree_size=cp.size,
-        root_hash=cp.root_hash,
-        signatures=[
-            type_pb.NoteSignature(name=s.name, key_id=s.key_id, signature=s.signature)
-            for s in signed.note.signatures
-        ],
-    )
 
 
 def entry_message(leaf: Leaf) -> pb.Entry:

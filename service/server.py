@@ -27,7 +27,7 @@ from licenceledger.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 from licenceledger.licence.v1 import licence_service_pb2, licence_service_pb2_grpc
 from licenceledger.registry.v1 import registry_service_pb2, registry_service_pb2_grpc
 from licenceledger.seal.v1 import seal_service_pb2, seal_service_pb2_grpc
-from licenceledger.verification.v1 import verification_service_pb2
+from licenceledger.verification.v1 import verification_service_pb2, verification_service_pb2_grpc
 from service.authz import RegionAuthorizer
 from service.bootstrap import Region, bootstrap, is_bootstrapped, load_region
 from service.config import ServerSettings
@@ -43,9 +43,12 @@ from service.region.registry import Registry
 from service.region.sealed_documents import Sealing
 from service.region.sealing import SealingPool
 from service.region.seals import Seals
+from service.region.verification import LedgerRecords
 from service.registry_api import RegistryServicer
 from service.seal_api import SealServicer
+from service.verification_api import VerificationServicer
 from signer.keystore import FileKeyStore
+from verifier.verifier import Verifier
 
 log = logging.getLogger("licence_ledger.server")
 
@@ -132,6 +135,9 @@ class RegionServer:
         )
         seal_service_pb2_grpc.add_SealServiceServicer_to_server(
             SealServicer(Seals(context), Sealing(context)), self.server
+        )
+        verification_service_pb2_grpc.add_VerificationServiceServicer_to_server(
+            VerificationServicer(Verifier(LedgerRecords(ledger, region.ca)), pool), self.server
         )
         self.server.add_generic_rpc_handlers(
             tuple(_planned_handler(s, capability) for s, capability in PLANNED)

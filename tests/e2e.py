@@ -38,6 +38,7 @@ from licenceledger.registry.v1 import registry_service_pb2_grpc as reg_grpc
 from licenceledger.seal.v1 import seal_service_pb2 as sp
 from licenceledger.seal.v1 import seal_service_pb2_grpc as seal_grpc
 from licenceledger.type.v1 import crypto_pb2
+from licenceledger.verification.v1 import verification_service_pb2_grpc as verify_grpc
 from service.bootstrap import client_credentials_pem, unencrypted_pem
 from service.datadir import DataDir
 from signer import identifiers, sealimage
@@ -112,6 +113,7 @@ async def _call(
             pb_grpc.LicenceServiceStub(channel),
             reg_grpc.RegistryServiceStub(channel),
             seal_grpc.SealServiceStub(channel),
+            verify_grpc.VerificationServiceStub(channel),
         )
         service = next(s for s in stubs if hasattr(s, method))
         return await getattr(service, method)(request, timeout=30)

@@ -303,20 +303,20 @@ def test_mutual_tls_port_refuses_callers_without_a_region_certificate(server: Se
 
 
 def test_unbuilt_capabilities_answer_unimplemented_with_their_name(server: Server) -> None:
-    from licenceledger.verification.v1 import verification_service_pb2 as verify_pb
-    from licenceledger.verification.v1 import verification_service_pb2_grpc as verify_grpc
+    from licenceledger.federation.v1 import federation_service_pb2 as federation_pb
+    from licenceledger.federation.v1 import federation_service_pb2_grpc as federation_grpc
 
     async def go() -> grpc.aio.AioRpcError:
         async with server.channel() as channel:
             with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await verify_grpc.VerificationServiceStub(channel).VerifyCredential(
-                    verify_pb.VerifyCredentialRequest()
+                await federation_grpc.FederationServiceStub(channel).GetTrustList(
+                    federation_pb.GetTrustListRequest()
                 )
             return caught.value
 
     error = run(go())
     assert error.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "verification" in (error.details() or "")
+    assert "cross-region recognition" in (error.details() or "")
     assert _details(error)[0] == "CAPABILITY_NOT_YET_AVAILABLE"
 
 

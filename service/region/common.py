@@ -31,12 +31,12 @@ from licenceledger.registry.v1 import registry_pb2
 from licenceledger.type.v1 import ledger_pb2 as type_pb
 from service.authz import Caller
 from service.errors import FieldViolation, ServiceError, invalid_argument
-from service.ledger_api import checkpoint_message
 from service.region import index
 from service.region.documents import DocumentStore
 from service.region.sealing import SealingPool
 from signer import dsse, pki
 from signer.keystore import FileKeyStore
+from verifier.ledger_checks import checkpoint_message
 
 MAX_REQUEST_ID = 128
 MAX_TEXT = 500

@@ -31,6 +31,7 @@ from licenceledger.licence.v1 import licence_pb2
 from licenceledger.registry.v1 import registry_pb2
 from signer import licence_pdf, pades
 from signer.keystore import FileKeyStore
+from verifier.pdf_signatures import PdfFindings, inspect_signatures
 
 _SEALERS_PER_WORKER = 64
 TIMESTAMP_UNAVAILABLE = "TIMESTAMP_UNAVAILABLE"
@@ -205,6 +206,11 @@ class SealingPool:
     async def licence(self, job: LicencePdfJob) -> Sealed | Refused:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, run_licence_job, job)
+
+    async def inspect(self, pdf: bytes) -> PdfFindings:
+        """A PDF's signatures and images, read in a worker (verification's heavy half)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, inspect_signatures, pdf)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
