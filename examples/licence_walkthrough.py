@@ -6,9 +6,10 @@ The admin registers a licence type and a department (which gets a client certifi
 for a key made here) and two seals for it (a licence-issuing seal and a contract
 seal, with development seal images); the department issues a licence with its
 printable PDF, suspends and reinstates it, and seals a contract; the credential is
-then checked offline: envelope signature, QR code and ledger proof. The PDFs are
-written to the current directory. Run it again and it issues another licence
-(request ids and numbers are fresh).
+then checked offline (envelope signature, QR code and ledger proof) and, by anyone
+on the public port, with the verification service: credential, QR code and both
+PDFs, each to a report. The PDFs are written to the current directory. Run it again
+and it issues another licence (request ids and numbers are fresh).
 """
 
 from __future__ import annotations
@@ -40,13 +41,18 @@ from licenceledger.seal.v1 import seal_pb2
 from licenceledger.seal.v1 import seal_service_pb2 as seal
 from licenceledger.seal.v1 import seal_service_pb2_grpc as seal_rpc
 from licenceledger.type.v1 import crypto_pb2
+from licenceledger.verification.v1 import report_pb2 as rp
+from licenceledger.verification.v1 import verification_service_pb2 as ver
+from licenceledger.verification.v1 import verification_service_pb2_grpc as ver_rpc
 from service.bootstrap import client_credentials_pem, unencrypted_pem
 from service.datadir import DataDir
 from signer import dsse, identifiers, pki, qr, sealimage
+from verifier.render import render_report
 
 DATA = Path(sys.argv[1] if len(sys.argv) > 1 else "data")
 CA_PEM = (DATA / "pki" / "region-ca.pem").read_bytes()
 MTLS = "localhost:50052"  # departments and admins
+PUBLIC = "localhost:50051"  # everyone: verification and ledger reads
 FOOD = "SPJY"
 # A new department each run: an 18-character code with its GB 32100 check character.
 DEPARTMENT = identifiers.make_uscc(f"11310000MB{uuid.uuid4().int % 10**7:07d}")
@@ -207,3 +213,23 @@ verifier = Ed25519NoteVerifier.from_vkey((DATA / "checkpoint.vkey").read_text().
 ProofBundle.from_text(issued.proof.tlog_proof, verifier).verify(issued.proof.entry)
 print(f"verified offline: envelope, QR code ({len(issued.qr_payload)} bytes) and ledger proof")
 print("QR payload:", issued.qr_payload.decode()[:60], "...")
+
+# --- anyone, online: the verification service gives a reasoned report --------------------
+with grpc.secure_channel(PUBLIC, grpc.ssl_channel_credentials(CA_PEM)) as public_channel:
+    verification = ver_rpc.VerificationServiceStub(public_channel)
+    reports = {
+        "credential": verification.VerifyCredential(
+            ver.VerifyCredentialRequest(envelope=issued.envelope)
+        ).report,
+        "QR code": verification.VerifyQrCode(
+            ver.VerifyQrCodeRequest(payload=issued.qr_payload)
+        ).report,
+        pdf_path.name: verification.VerifyPdf(ver.VerifyPdfRequest(pdf=issued.pdf)).report,
+        "contract-sealed.pdf": verification.VerifyPdf(
+            ver.VerifyPdfRequest(pdf=sealed.sealed_pdf)
+        ).report,
+    }
+for what, report in reports.items():
+    indication = rp.Indication.Name(report.indication).removeprefix("INDICATION_")
+    print(f"{what}: {indication} {report.reason_code}".rstrip())
+print(render_report(reports[pdf_path.name], language="en"))
