@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rocksdict import AccessType, BlockBasedOptions, Options, Rdict, WriteBatch, WriteOptions
 
@@ -73,6 +75,35 @@ def ed25519_signs_per_s(seconds: float) -> float:
 
     def step() -> int:
         key.sign(message)
+        return 1
+
+    done, elapsed = timing.rate(seconds, step)
+    return done / elapsed
+
+
+def ed25519_verifies_per_s(seconds: float, message_bytes: int) -> float:
+    """Ed25519 verifications/s of one valid signature over `message_bytes` random bytes."""
+    key = Ed25519PrivateKey.generate()
+    message = random.Random(4).randbytes(message_bytes)  # noqa: S311
+    public, signature = key.public_key(), key.sign(message)
+
+    def step() -> int:
+        public.verify(signature, message)  # raises if it does not verify
+        return 1
+
+    done, elapsed = timing.rate(seconds, step)
+    return done / elapsed
+
+
+def ecdsa_p256_verifies_per_s(seconds: float, message_bytes: int) -> float:
+    """ECDSA P-256 (SHA-256) verifications/s of one valid signature over random bytes."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    message = random.Random(5).randbytes(message_bytes)  # noqa: S311
+    algorithm = ec.ECDSA(hashes.SHA256())
+    public, signature = key.public_key(), key.sign(message, algorithm)
+
+    def step() -> int:
+        public.verify(signature, message, algorithm)  # raises if it does not verify
         return 1
 
     done, elapsed = timing.rate(seconds, step)

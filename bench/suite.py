@@ -12,6 +12,13 @@ from bench.pdf import PDF_IN_FLIGHT, bare_pyhanko_per_s, measure_pdf_issuance
 from bench.proofs import MULTIGET_KEYS, SIZES, TEN_MILLION, ProofPoint, measure_proofs
 from bench.report import Extra, Figure, Selection, console
 from bench.rpc import IN_FLIGHT, measure_issuance, measure_rpc
+from bench.verify import (
+    CREDENTIALS,
+    PDFS,
+    bare_pyhanko_validations_per_s,
+    measure_credential_verification,
+    measure_pdf_verification,
+)
 
 APPEND_GOAL = 20_000.0  # appends/s
 PROOF_GOAL_US = 200.0
@@ -30,6 +37,14 @@ ISSUE_GOAL = 1_500.0
 PDF_ISSUE = "licence.issue_pdf_per_s"
 BARE_PYHANKO = "pyhanko.sign_2_processes_per_s"
 PDF_GOAL = 150.0
+VERIFY = "licence.verify_per_s"
+ED25519_VERIFY = "ed25519.verify_per_s"
+ECDSA_VERIFY = "ecdsa_p256.verify_per_s"
+VERIFY_GOAL = 1_500.0
+PDF_VERIFY = "pdf.verify_per_s"
+BARE_VALIDATE = "pyhanko.validate_2_processes_per_s"
+BARE_VALIDATE_ONE = "pyhanko.validate_1_process_per_s"
+PDF_VERIFY_GOAL = 150.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,12 +237,99 @@ def run_pdf_issuance(opts: Options) -> list[Figure]:
     ]
 
 
+def run_credential_verification(opts: Options) -> list[Figure]:
+    console.rule(VERIFY)
+    result = measure_credential_verification(opts.scratch / "verify", opts.seconds)
+    # The raw verification rates from this same run, over as many bytes as a credential's
+    # signature covers; the department's algorithm is the figure's baseline.
+    raw_seconds = max(1.0, opts.seconds / 3)
+    ed25519 = primitives.ed25519_verifies_per_s(raw_seconds, result.signed_bytes)
+    ecdsa = primitives.ecdsa_p256_verifies_per_s(raw_seconds, result.signed_bytes)
+    baseline, baseline_rate = (
+        (ECDSA_VERIFY, ecdsa)
+        if result.algorithm == "SIGNATURE_ALGORITHM_ECDSA_P256_SHA256"
+        else (ED25519_VERIFY, ed25519)
+    )
+    extra: Extra = {
+        "in_flight": IN_FLIGHT,
+        "transport": "TLS 1.3 public port (no client certificate), loopback; "
+        "server and client in separate processes",
+        "server": "licence-ledger serve",
+        "department_algorithm": result.algorithm,
+        "credentials": result.credentials,
+        "round_robin_over": CREDENTIALS,
+        "calls_all_total_passed": result.calls,  # warm-up included; else it raises
+        "envelope_bytes": result.envelope_bytes,
+        "signed_bytes": result.signed_bytes,
+        "ed25519_verify_per_s_same_run": ed25519,
+        "ecdsa_p256_verify_per_s_same_run": ecdsa,
+        "goal": f">= {VERIFY_GOAL:.0f}",
+        "goal_met": result.per_s >= VERIFY_GOAL,
+    }
+    raw_extra: Extra = {"message_bytes": result.signed_bytes}
+    return [
+        Figure(
+            VERIFY,
+            result.per_s,
+            "verifications/s",
+            baseline,
+            baseline_rate,
+            "verifies/s",
+            True,
+            extra,
+        ),
+        Figure.primitive(
+            ED25519_VERIFY, ed25519, "verifies/s", higher_is_better=True, extra=raw_extra
+        ),
+        Figure.primitive(ECDSA_VERIFY, ecdsa, "verifies/s", higher_is_better=True, extra=raw_extra),
+    ]
+
+
+def run_pdf_verification(opts: Options) -> list[Figure]:
+    console.rule(PDF_VERIFY)
+    one, bare_bytes = bare_pyhanko_validations_per_s(1, opts.seconds / 2)
+    two, _ = bare_pyhanko_validations_per_s(2, opts.seconds / 2)
+    console.print(f"bare pyHanko validation: {one:.0f}/s in one process, {two:.0f}/s in two")
+    result = measure_pdf_verification(opts.scratch / "verify-pdf", opts.seconds)
+    baseline: Extra = {
+        "pyhanko_baseline": "validate_pdf_signature, trusted root, fresh ValidationContext; "
+        "invisible PAdES B-B, P-256, signed by bare pyHanko",
+        "pyhanko_pdf_bytes": bare_bytes,
+    }
+    extra: Extra = {
+        "in_flight": PDF_IN_FLIGHT,
+        "transport": "TLS 1.3 public port (no client certificate), loopback; "
+        "server and client in separate processes",
+        "server": "licence-ledger serve, PDF workers one per core",
+        "pdfs": result.pdfs,
+        "round_robin_over": PDFS,
+        "calls_all_total_passed": result.calls,  # warm-up included; else it raises
+        "pdf_bytes": result.pdf_bytes,
+        "pyhanko_validate_1_process_per_s_same_run": one,
+        **baseline,
+        "goal": f">= {PDF_VERIFY_GOAL:.0f}",
+        "goal_met": result.per_s >= PDF_VERIFY_GOAL,
+    }
+    return [
+        Figure(
+            PDF_VERIFY, result.per_s, "PDFs/s", BARE_VALIDATE, two, "validations/s", True, extra
+        ),
+        Figure.primitive(
+            BARE_VALIDATE, two, "validations/s", higher_is_better=True, extra=baseline
+        ),
+        Figure.primitive(
+            BARE_VALIDATE_ONE, one, "validations/s", higher_is_better=True, extra=baseline
+        ),
+    ]
+
+
 def figure_names(ten_million: bool) -> list[str]:
     sizes = [*SIZES, TEN_MILLION] if ten_million else list(SIZES)
     proofs = [name for label, _ in sizes for name in proof_names(label)]
     return [
         *(ED25519, SYNCED_COMMITS, APPENDS, SYNCED_BATCH, RPC, ECHO, ISSUE, MTLS_ECHO),
-        *(PDF_ISSUE, BARE_PYHANKO, *proofs),
+        *(PDF_ISSUE, BARE_PYHANKO, VERIFY, ED25519_VERIFY, ECDSA_VERIFY),
+        *(PDF_VERIFY, BARE_VALIDATE, BARE_VALIDATE_ONE, *proofs),
     ]
 
 
@@ -244,4 +346,8 @@ def run_all(opts: Options, selection: Selection) -> None:
         selection.emit(run_issuance(opts))
     if selection.wants(PDF_ISSUE, BARE_PYHANKO):
         selection.emit(run_pdf_issuance(opts))
+    if selection.wants(VERIFY, ED25519_VERIFY, ECDSA_VERIFY):
+        selection.emit(run_credential_verification(opts))
+    if selection.wants(PDF_VERIFY, BARE_VALIDATE, BARE_VALIDATE_ONE):
+        selection.emit(run_pdf_verification(opts))
     selection.emit(run_proofs(opts, selection))

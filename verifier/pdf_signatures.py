@@ -23,6 +23,7 @@ from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY, DiffResult, Modifica
 from pyhanko.sign.validation.generic_cms import validate_sig_integrity
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 
+from verifier import _hex_strings
 from verifier.errors import UnusableInputError
 from verifier.seal_images import FoundImage, find_images
 
@@ -32,6 +33,7 @@ MAX_PDF_BYTES = 16 * 1024 * 1024
 # signer signed.
 _LICENCE_SUBJECT = re.compile(r"证照标识 (1\.2\.156\.3005\.2\.[0-9A-Za-z.]+)")
 _PADES_SUBFILTERS = ("/ETSI.CAdES.detached", "/adbe.pkcs7.detached")
+_hex_strings.install()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,7 @@ def _licence_id(reader: PdfFileReader, revision: int) -> str | None:
 
 
 def _inspect(signature: EmbeddedPdfSignature, pdf: bytes) -> SignatureFindings:
-    name = signature.field_name or ""
+    name = str(signature.field_name or "")  # a plain str: pyHanko's would pickle the reader
     subfilter = signature.sig_object.get("/SubFilter")
     if subfilter not in _PADES_SUBFILTERS:
         return SignatureFindings(name, f"unsupported signature format {subfilter}")
@@ -135,5 +137,5 @@ def inspect_signatures(pdf: bytes) -> PdfFindings:
         try:
             found.append(_inspect(signature, pdf))
         except Exception as exc:
-            found.append(SignatureFindings(signature.field_name or "", f"{exc}"))
+            found.append(SignatureFindings(str(signature.field_name or ""), f"{exc}"))
     return PdfFindings(None, tuple(found), None, images)

@@ -39,6 +39,7 @@ import hashlib
 import io
 import struct
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -288,6 +289,8 @@ class _Finder:
                 partial = _get(node, "/T")
                 if partial is not None and not isinstance(partial, str):
                     continue  # not a field we can name
+                if partial is not None:
+                    partial = str(partial)  # pyHanko's string would pickle its whole reader
                 name = f"{parent}.{partial}" if parent and partial is not None else partial
                 name = parent if name is None else name
                 field_type = _get(node, "/FT") or inherited_type
@@ -394,14 +397,64 @@ class _Finder:
             return self._analyses[key]
         result = None
         try:
-            width, height = _size(image)
-            self._pixels += width * height
-            if self._pixels <= _MAX_DECODED_PIXELS:
-                result = _analyse(_decode_image(image, width, height))
+            content = _content_key(image)
+            if content is not None and content in _RECENT:
+                _RECENT.move_to_end(content)
+                result = _RECENT[content]
+            else:
+                width, height = _size(image)
+                self._pixels += width * height
+                if self._pixels <= _MAX_DECODED_PIXELS:
+                    result = _analyse(_decode_image(image, width, height))
+                    if content is not None:
+                        _remember(content, result)
         except _SKIPPED:
             result = None
         self._analyses[key] = result
         return result
+
+
+# The same seal image is in every document a seal has sealed: a worker verifying
+# them keeps recent analyses by content, so each image is decoded once. Only images
+# described wholly by direct values are keyed, so the key is their whole content.
+_RECENT: OrderedDict[bytes, _Analysis] = OrderedDict()
+_RECENT_MAX = 256
+_DIRECT = (generic.NameObject, generic.NumberObject, generic.FloatObject, generic.BooleanObject)
+
+
+def _remember(content: bytes, analysis: _Analysis) -> None:
+    _RECENT[content] = analysis
+    while len(_RECENT) > _RECENT_MAX:
+        _RECENT.popitem(last=False)
+
+
+def _direct_description(stream: Any) -> list[str] | None:
+    described = []
+    for name, raw in sorted(stream.items()):
+        if name == "/Length" or (name == "/SMask" and isinstance(raw, generic.IndirectObject)):
+            continue
+        values = list(raw.values()) if isinstance(raw, generic.DictionaryObject) else [raw]
+        if isinstance(raw, generic.ArrayObject):
+            values = list(raw)
+        if not all(isinstance(v, _DIRECT) for v in values):
+            return None
+        described.append(f"{name}={raw!r}")
+    return described
+
+
+def _content_key(image: Any) -> bytes | None:
+    """A digest of everything that decides the image's pixels, or None if not direct."""
+    digest = hashlib.sha256()
+    for stream in (image, _get(image, "/SMask")):
+        if stream is None:
+            continue
+        if not isinstance(stream, generic.StreamObject):
+            return None
+        described = _direct_description(stream)
+        if described is None:
+            return None
+        digest.update(repr(described).encode() + b"\0" + stream.encoded_data + b"\0")
+    return digest.digest()
 
 
 def _key(raw: Any) -> tuple[int, int] | None:

@@ -21,7 +21,6 @@ from licenceledger.type.v1 import crypto_pb2
 from licenceledger.type.v1 import trust_list_pb2 as trust_pb
 from licenceledger.verification.v1 import report_pb2 as rp
 from signer import dsse, qr
-from signer.identifiers import LicenceId
 from verifier import credentials as cr
 from verifier import licence_checks as lc
 from verifier import pdf
@@ -119,7 +118,7 @@ class Verifier:
                 licence = from_ledger(record)
                 report.licence.CopyFrom(licence)
         self._key_status(checks, authentic.issuer, signed_at, record is not None)
-        state = self._records.licence_state(LicenceId.parse(licence.licence_id).lineage)
+        state = self._records.licence_state(cr.licence_id(licence.licence_id).lineage)
         if record is None or state is None:
             checks.skipped(
                 "licence.status",
@@ -184,7 +183,9 @@ class Verifier:
             )
             if licence is not None:
                 report.licence.CopyFrom(licence)
-                authentic = cr.Authentic(licence, authed[0], cr.same_envelope_payload(parsed), None)
+                authentic = cr.Authentic(
+                    licence, authed[0], cr.same_envelope_payload(parsed, envelope), None
+                )
                 self._after_content(checks, report, authentic, at, policy)
         return self._finish(report, checks, "credential")
 
