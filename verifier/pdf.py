@@ -127,6 +127,21 @@ def _modifications(checks: Checks, found: SignatureFindings, later_fields: set[s
     )
 
 
+def _certificate(checks: Checks, der: bytes) -> x509.Certificate | None:
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        cert.subject.rfc4514_string()
+    except ValueError as exc:
+        checks.failed(
+            "pdf.signature.chain",
+            rp.VERIFICATION_REASON_NO_CERTIFICATE_CHAIN,
+            f"签名证书无法解析：{exc}",
+            f"the signing certificate cannot be read: {exc}",
+        )
+        return None
+    return cert
+
+
 def _chain(checks: Checks, cert: x509.Certificate, root: x509.Certificate) -> bool:
     try:
         # Validity is judged at the sealing time under seal.validity.
@@ -387,11 +402,13 @@ def judge_signature(
     report.covers_whole_document = found.coverage == "ENTIRE_FILE"
     if _integrity(checks, found):
         _modifications(checks, found, later_fields)
-        cert = x509.load_der_x509_certificate(found.signer_certificate)
-        report.signer_subject = cert.subject.rfc4514_string()
         root = records.root_certificate
-        seal = _registration(checks, cert, records) if _chain(checks, cert, root) else None
-        if seal is not None:
+        cert = _certificate(checks, found.signer_certificate)
+        if cert is not None:
+            report.signer_subject = cert.subject.rfc4514_string()
+        chained = cert is not None and _chain(checks, cert, root)
+        seal = _registration(checks, cert, records) if cert is not None and chained else None
+        if seal is not None and cert is not None:
             report.seal.CopyFrom(seal)
             report.seal.ClearField("image_png")
             _signer(checks, seal, found.signer_certificate, shown_seals)
