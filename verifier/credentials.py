@@ -21,6 +21,7 @@ from functools import lru_cache
 from google.protobuf.message import DecodeError
 
 from ledger.checkpoint import SignedCheckpoint
+from licenceledger.index.v1 import index_pb2
 from licenceledger.licence.v1 import licence_pb2 as lpb
 from licenceledger.record.v1 import record_pb2
 from licenceledger.verification.v1 import report_pb2 as rp
@@ -178,13 +179,16 @@ def find_in_ledger(
     records: RegionRecords,
     checkpoint: SignedCheckpoint,
     authentic: Authentic,
+    state: index_pb2.LicenceState | None,
 ) -> tuple[record_pb2.LedgerRecord, int] | None:
-    """ledger.inclusion: the proven entry that records exactly this signed content."""
+    """ledger.inclusion: the proven entry that records exactly this signed content.
+
+    `state` is the index's record of the licence's lineage, if any: where to look
+    when the signed content does not say.
+    """
     licence = authentic.licence
-    lid = licence_id(licence.licence_id)
     index = authentic.ledger_index
     if index is None:
-        state = records.licence_state(lid.lineage)
         version = (
             next((v for v in state.versions if v.licence_id == licence.licence_id), None)
             if state

@@ -8,7 +8,7 @@ so "was it valid on 1 March?" has a reproducible answer.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -33,8 +33,13 @@ _STATUS_REASONS: dict[int, tuple[rp.VerificationReason.ValueType, str, str]] = {
 }
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def as_datetime(ts: Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)
+    # What `ts.ToDatetime(tzinfo=UTC)` gives, at a third of the cost: a verification
+    # converts a dozen timestamps.
+    return _EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
 
 
 def timestamp(at: datetime) -> Timestamp:

@@ -100,6 +100,7 @@ class Verifier:
         licence = authentic.licence
         cr.check_scope(checks, licence, authentic.issuer)
         checkpoint = self._checkpoint(report)
+        state = self._records.licence_state(cr.licence_id(licence.licence_id).lineage)
         if isinstance(checkpoint, str):
             checks.failed(
                 "ledger.inclusion",
@@ -109,7 +110,7 @@ class Verifier:
             )
             found = None
         else:
-            found = cr.find_in_ledger(checks, self._records, checkpoint, authentic)
+            found = cr.find_in_ledger(checks, self._records, checkpoint, authentic, state)
         record = found[0] if found else None
         signed_at = cr.signing_time(record, at)
         if record is not None:
@@ -118,7 +119,6 @@ class Verifier:
                 licence = from_ledger(record)
                 report.licence.CopyFrom(licence)
         self._key_status(checks, authentic.issuer, signed_at, record is not None)
-        state = self._records.licence_state(cr.licence_id(licence.licence_id).lineage)
         if record is None or state is None:
             checks.skipped(
                 "licence.status",
