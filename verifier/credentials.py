@@ -73,12 +73,8 @@ def licence_id(text: str) -> LicenceId:
     return LicenceId.parse(text)
 
 
-def skip_rest(checks: Checks, names: Sequence[str], kind: str) -> None:
-    done = {c.name for c in checks.items}
-    for name in names:
-        name = name.format(kind=kind)
-        if name not in done:
-            checks.skipped(name, "前序检查未通过，未执行", "not run: an earlier check failed")
+def skip_rest(checks: Checks, kind: str) -> None:
+    checks.skip_missing([name.format(kind=kind) for name in AFTER_FORMAT])
 
 
 def _issuers(

@@ -30,8 +30,9 @@ from licenceledger.seal.v1 import seal_pb2
 from licenceledger.type.v1 import crypto_pb2
 from licenceledger.verification.v1 import report_pb2 as rp
 from signer import pki, seal_pki
-from signer.identifiers import IdentifierError, LicenceId
+from signer.identifiers import IdentifierError
 from verifier import licence_checks as lc
+from verifier.credentials import licence_id as licence_id_of
 from verifier.credentials import recorded_licence
 from verifier.ledger_checks import ProofFailure, ProvenEntry, prove_entry
 from verifier.pdf_signatures import PdfFindings, SignatureFindings
@@ -57,13 +58,6 @@ class SignatureOutcome:
     report: rp.SignatureReport
     conclusion: Conclusion
     sealing: record_pb2.DocumentSealed | None  # proven by the ledger
-
-
-def _skip_rest(checks: Checks) -> None:
-    done = {c.name for c in checks.items}
-    for name in _SIGNATURE_CHECKS:
-        if name not in done:
-            checks.skipped(name, "前序检查未通过，未执行", "not run: an earlier check failed")
 
 
 def _integrity(checks: Checks, found: SignatureFindings) -> bool:
@@ -378,7 +372,7 @@ def _licence_type(licence_id: str | None) -> str | None:
     if not licence_id:
         return None
     try:
-        return LicenceId.parse(licence_id).type_code
+        return licence_id_of(licence_id).type_code
     except IdentifierError:
         return None
 
@@ -430,7 +424,7 @@ def judge_signature(
                 purpose = licence_type = None
             _purpose(checks, seal, cert, root, purpose, licence_type)
             _ledger_check(checks, ledger)
-    _skip_rest(checks)
+    checks.skip_missing(_SIGNATURE_CHECKS)
     conclusion = checks.conclusion()
     apply(conclusion, report)
     report.checks.extend(checks.items)
@@ -442,7 +436,7 @@ def licence_of_sealing(
 ) -> tuple[lpb.Licence, index_pb2.LicenceState] | None:
     """The recorded licence a licence PDF's sealing names, with its lineage's state."""
     try:
-        lid = LicenceId.parse(licence_id)
+        lid = licence_id_of(licence_id)
     except IdentifierError:
         return None
     state = records.licence_state(lid.lineage)

@@ -126,6 +126,14 @@ class Checks:
     def skipped(self, name: str, zh: str, en: str) -> None:
         self._add(name, SKIPPED, rp.VERIFICATION_REASON_UNSPECIFIED, zh, en, None)
 
+    def skip_missing(self, names: list[str] | tuple[str, ...]) -> None:
+        """Record as SKIPPED each of `names` that did not run, so every report of a
+        kind lists the same checks in the same order."""
+        done = {c.name for c in self.items}
+        for name in names:
+            if name not in done:
+                self.skipped(name, "前序检查未通过，未执行", "not run: an earlier check failed")
+
     @property
     def ok(self) -> bool:
         """No check has failed or been inconclusive so far."""

@@ -82,7 +82,7 @@ class Verifier:
 
     @staticmethod
     def _finish(report: rp.VerificationReport, checks: Checks, kind: str) -> rp.VerificationReport:
-        cr.skip_rest(checks, cr.AFTER_FORMAT, kind)
+        cr.skip_rest(checks, kind)
         apply(checks.conclusion(), report)
         report.checks.extend(checks.items)
         return report
