@@ -224,10 +224,16 @@ def _red_pixels(pdf: bytes, box: Placement) -> int:
         doc.close()
 
 
-def test_seal_validates_as_trusted_pades(identity: SealIdentity, root: Ca, plain: bytes) -> None:
-    sealed = PdfSealer(identity).seal(
-        plain, BOX, reason="核发电子证照", location="上海市", signing_time=SIGNING_TIME
-    )
+@pytest.mark.parametrize("nth", [1, 3], ids=["pyhanko-made", "from-template"])
+def test_seal_validates_as_trusted_pades(
+    identity: SealIdentity, root: Ca, plain: bytes, nth: int
+) -> None:
+    # A sealer's first container is pyHanko's; later ones refill its template.
+    sealer = PdfSealer(identity)
+    for _ in range(nth):
+        sealed = sealer.seal(
+            plain, BOX, reason="核发电子证照", location="上海市", signing_time=SIGNING_TIME
+        )
     status = _status(sealed, root.trust)
     assert (status.intact, status.valid, status.trusted, status.bottom_line) == (True,) * 4
     assert status.coverage == SignatureCoverageLevel.ENTIRE_FILE
