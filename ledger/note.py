@@ -10,6 +10,7 @@ one note has exactly one byte representation.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -92,6 +93,11 @@ class SignedNote:
             raise InvalidRequestError("signed note exceeds 1 MiB")
 
     def to_bytes(self) -> bytes:
+        return self._bytes
+
+    @functools.cached_property
+    def _bytes(self) -> bytes:
+        # Every proof handed out carries the latest checkpoint's note: encode it once.
         lines = "".join(sig.to_line() for sig in self.signatures)
         return (self.text + "\n" + lines).encode("utf-8")
 

@@ -53,6 +53,8 @@ async def _fail(context: grpc.aio.ServicerContext[Any, Any], method: str, exc: E
 class GuardInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, authorizer: Authorizer) -> None:
         self._authorizer = authorizer
+        # Each method's handler and its guarded form, made once: grpc.aio asks every call.
+        self._guarded: dict[str, tuple[Handler, Handler]] = {}
 
     async def intercept_service(
         self,
@@ -63,6 +65,12 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method
+        cached = self._guarded.get(method)
+        if cached is None or cached[0] is not handler:  # never another handler's guard
+            cached = self._guarded[method] = (handler, self._guard(method, handler))
+        return cached[1]
+
+    def _guard(self, method: str, handler: Handler) -> Handler:
         authorize = self._authorizer.authorize
 
         def enter(context: grpc.aio.ServicerContext[Any, Any]) -> None:

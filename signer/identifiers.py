@@ -16,6 +16,7 @@ is one pair in 630 at each state, a property of the standard, not of this code.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -162,7 +163,13 @@ def make_uscc(first17: str) -> str:
 
 def validate_uscc(code: str) -> str:
     """`code` if it is a well-formed unified social credit code with a correct check."""
-    code = _text(code, _USCC, "unified social credit code")
+    return _valid_uscc(_text(code, _USCC, "unified social credit code"))
+
+
+# Issuance checks the same few department and holder codes again and again; a refusal
+# raises, so only valid codes are kept.
+@functools.lru_cache(maxsize=4096)
+def _valid_uscc(code: str) -> str:
     subject = f"unified social credit code {code!r}"
     _length(code, 18, kind=_USCC, subject=subject)
     _scan_uscc(code, subject)
@@ -305,8 +312,7 @@ class LicenceId:
     @property
     def text(self) -> str:
         """The identifier as written on the licence, check character included."""
-        body = f"{LICENCE_ID_ROOT}.{self.lineage}.{self.version:03d}"
-        return f"{body}.{mod37_36_check_char(body.replace('.', ''))}"
+        return _licence_id_text(self.lineage, self.version)
 
     def __str__(self) -> str:
         return self.text
@@ -322,33 +328,45 @@ class LicenceId:
     @classmethod
     def parse(cls, text: str) -> LicenceId:
         """The identifier `text` spells; anything but its one canonical spelling is refused."""
-        text = _text(text, _LICENCE, "licence identifier")
-        subject = f"licence identifier {text!r}"
-        parts = text.split(".")
-        if len(parts) != 10:
-            raise IdentifierError(
-                _LICENCE, f"{subject}: has {len(parts)} dot-separated parts, expected 10 ({_PARTS})"
-            )
-        root = ".".join(parts[:5])
-        if root != LICENCE_ID_ROOT:
-            raise IdentifierError(_LICENCE, f"{subject}: root is {root!r}, not {LICENCE_ID_ROOT}")
-        type_code, issuer_code, serial, version, check = parts[5:]
-        try:
-            _check_type_code(type_code)
-            _check_issuer_code(issuer_code)
-            _check_serial_text(serial)
-            _check_version_text(version)
-            if len(check) != 1:
-                raise IdentifierError(_LICENCE, f"check character {check!r} is not one character")
-            _scan(check, MOD37_36_ALPHABET, _ALNUM, kind=_LICENCE, subject="check character")
-        except IdentifierError as exc:
-            raise IdentifierError(_LICENCE, f"{subject}: {exc}") from None
-        expected = mod37_36_check_char("".join(parts[:9]))
-        if check != expected:
-            raise IdentifierError(
-                _LICENCE, f"{subject}: wrong check character: expected {expected!r}, got {check!r}"
-            )
-        return cls(type_code, issuer_code, int(serial), int(version))
+        return _parse_licence_id(_text(text, _LICENCE, "licence identifier"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _licence_id_text(lineage: str, version: int) -> str:
+    body = f"{LICENCE_ID_ROOT}.{lineage}.{version:03d}"
+    return f"{body}.{mod37_36_check_char(body.replace('.', ''))}"
+
+
+# A licence id is parsed wherever a request or record names one, often the same few;
+# instances are immutable, and a refusal raises, so only valid ids are kept.
+@functools.lru_cache(maxsize=4096)
+def _parse_licence_id(text: str) -> LicenceId:
+    subject = f"licence identifier {text!r}"
+    parts = text.split(".")
+    if len(parts) != 10:
+        raise IdentifierError(
+            _LICENCE, f"{subject}: has {len(parts)} dot-separated parts, expected 10 ({_PARTS})"
+        )
+    root = ".".join(parts[:5])
+    if root != LICENCE_ID_ROOT:
+        raise IdentifierError(_LICENCE, f"{subject}: root is {root!r}, not {LICENCE_ID_ROOT}")
+    type_code, issuer_code, serial, version, check = parts[5:]
+    try:
+        _check_type_code(type_code)
+        _check_issuer_code(issuer_code)
+        _check_serial_text(serial)
+        _check_version_text(version)
+        if len(check) != 1:
+            raise IdentifierError(_LICENCE, f"check character {check!r} is not one character")
+        _scan(check, MOD37_36_ALPHABET, _ALNUM, kind=_LICENCE, subject="check character")
+    except IdentifierError as exc:
+        raise IdentifierError(_LICENCE, f"{subject}: {exc}") from None
+    expected = mod37_36_check_char("".join(parts[:9]))
+    if check != expected:
+        raise IdentifierError(
+            _LICENCE, f"{subject}: wrong check character: expected {expected!r}, got {check!r}"
+        )
+    return LicenceId(type_code, issuer_code, int(serial), int(version))
 
 
 # --- GB/T 2260 administrative division (region) code ---------------------------------

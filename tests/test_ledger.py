@@ -3,6 +3,7 @@
 Everything goes through the public API (`create_ledger`, `open_ledger`, `open_reader`).
 The one test double is `_FailingStorage`, a `MemoryStorage` whose commit raises
 OSError on a chosen call: a failed fsync cannot be provoked any other way.
+`_RecordingStorage` only notes the size of each commit, to show how appends group.
 
 pytest-asyncio is not used: each test drives its coroutine with `run`, which also
 bounds it with a timeout so that a hang fails the test instead of the suite.
@@ -502,6 +503,95 @@ def test_opening_with_another_key_is_refused(path: Path) -> None:
         assert ledger.size == 3
     finally:
         ledger.close()
+
+
+# --- group commit under load -----------------------------------------------------------
+
+
+class _RecordingStorage(MemoryStorage):
+    """A MemoryStorage that notes how many leaves each commit carried."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.groups: list[int] = []
+
+    def commit(self, commit: Commit) -> None:
+        self.groups.append(len(commit.leaves))
+        super().commit(commit)
+
+
+def _recording_ledger(**settings: Any) -> tuple[Ledger, _RecordingStorage]:
+    storage = _RecordingStorage()
+    ledger = Ledger.create(storage, ORIGIN, SIGNER, LedgerSettings(**settings))
+    del storage.groups[:]  # the empty tree `create` commits
+    return ledger, storage
+
+
+async def _one_by_one(ledger: Ledger, first: int, count: int) -> list[int]:
+    """Appends that arrive 10 ms apart, as busy callers do."""
+    tasks = []
+    for i in range(first, first + count):
+        tasks.append(asyncio.create_task(ledger.append(entry(i))))
+        await asyncio.sleep(0.01)
+    return await asyncio.gather(*tasks)
+
+
+def test_a_lone_caller_never_waits_for_the_commit_delay() -> None:
+    ledger, storage = _recording_ledger(commit_delay=1.0)
+
+    async def main() -> None:
+        for i in range(5):
+            assert await ledger.append(entry(i)) == i
+        await ledger.aclose()
+
+    run(main, timeout=2.0)  # five delays would take 5 s
+    assert storage.groups == [1] * 5
+
+
+def test_a_busy_ledger_waits_to_commit_callers_together() -> None:
+    ledger, storage = _recording_ledger(commit_delay=1.0)
+
+    async def main() -> None:
+        # Two callers at once: the group is crowded, so the writer now waits for more.
+        await asyncio.gather(ledger.append(entry(0)), ledger.append(entry(1)))
+        assert await _one_by_one(ledger, 2, 10) == list(range(2, 12))
+        await ledger.aclose()
+
+    run(main)
+    assert storage.groups == [2, 10]
+    assert ledger.size == 12
+
+
+def test_a_full_group_ends_the_commit_delay() -> None:
+    ledger, storage = _recording_ledger(commit_delay=1.0, max_batch_entries=4)
+
+    async def main() -> None:
+        await asyncio.gather(ledger.append(entry(0)), ledger.append(entry(1)))
+        await _one_by_one(ledger, 2, 4)
+        await ledger.aclose()
+
+    run(main, timeout=0.9)  # the fourth append fills the group: no wait for the delay
+    assert storage.groups == [2, 4]
+
+
+def test_aclose_commits_a_delayed_group_at_once() -> None:
+    ledger, storage = _recording_ledger(commit_delay=1.0)
+
+    async def main() -> None:
+        await asyncio.gather(ledger.append(entry(0)), ledger.append(entry(1)))
+        late = asyncio.create_task(ledger.append(entry(2)))
+        await asyncio.sleep(0.05)  # the writer is delaying its commit now
+        await ledger.aclose()
+        assert await late == 2
+
+    run(main, timeout=0.9)
+    assert storage.groups == [2, 1]
+
+
+@pytest.mark.parametrize("delay", [-0.001, 1.5, float("nan"), float("inf")])
+def test_a_commit_delay_outside_0_to_1_second_is_refused(delay: float) -> None:
+    with pytest.raises(ValueError, match="commit_delay"):
+        LedgerSettings(commit_delay=delay)
 
 
 # --- a failing commit ---------------------------------------------------------------------

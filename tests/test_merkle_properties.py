@@ -235,6 +235,19 @@ def test_every_stored_hash_is_the_reference_subtree_hash() -> None:
     assert seen == set(range(tlog.stored_hash_count(TREE_SIZE)))
 
 
+@given(st.integers(0, 63), st.integers(0, 2**62))
+def test_stored_hash_index_closed_form_matches_the_write_order(level: int, n: int) -> None:
+    # Go's tlog.StoredHashIndex: reduce to level 0, then sum n + n/2 + n/4 + ...
+    m = n
+    for _ in range(level):
+        m = 2 * m + 1
+    naive = 0
+    while m:
+        naive += m
+        m >>= 1
+    assert tlog.stored_hash_index(level, n) == naive + level
+
+
 # --- inclusion ---------------------------------------------------------------------------
 
 

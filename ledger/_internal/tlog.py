@@ -21,15 +21,10 @@ ReadHashes = Callable[[Sequence[int]], list[bytes]]
 
 def stored_hash_index(level: int, n: int) -> int:
     """Storage index of the n-th hash at `level` (level 0 holds leaf hashes)."""
-    # Level L's n-th hash is written right after level L+1's (2n+1)-th hash;
-    # reduce to level 0, where the n-th hash sits at n + n/2 + n/4 + ...
-    for _ in range(level):
-        n = 2 * n + 1
-    i = 0
-    while n > 0:
-        i += n
-        n >>= 1
-    return i + level
+    # Level L's n-th hash is written L places after level 0's ((n+1)·2^L − 1)-th, and
+    # level 0's m-th sits at m + m/2 + m/4 + ... = 2m − popcount(m).
+    m = ((n + 1) << level) - 1
+    return 2 * m - m.bit_count() + level
 
 
 def stored_hash_count(size: int) -> int:
