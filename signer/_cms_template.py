@@ -101,7 +101,7 @@ class CmsTemplate:
         if encoded_attributes.count(message_digest) != 1:
             return None
         before, after = encoded_attributes.split(message_digest)
-        return cls(
+        template = cls(
             digest_algorithm=signer["digest_algorithm"]["algorithm"].native,
             digest_size=len(message_digest),
             signature_algorithm=signer["signature_algorithm"]["algorithm"].native,
@@ -112,6 +112,12 @@ class CmsTemplate:
             attributes_after=after,
             signature_algorithm_element=signer_elements[4],
         )
+        # Refilled with its own digest and signature, the template must give back the
+        # container byte for byte; anything it would not reproduce is not a template.
+        signature = signer["signature"].native
+        if template.fill(message_digest, lambda _: signature) != content_info:
+            return None
+        return template
 
     def fill(self, message_digest: bytes, sign: Callable[[bytes], bytes]) -> bytes:
         """The DER ContentInfo for a document with `message_digest`; `sign` makes the

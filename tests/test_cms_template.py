@@ -133,3 +133,17 @@ def test_a_digest_of_another_length_is_refused(
     assert template is not None
     with pytest.raises(ValueError, match="64 bytes"):
         template.fill(hashlib.sha256(b"short").digest(), key.sign)
+
+
+def test_a_container_the_template_would_not_reproduce_is_not_a_template(
+    ed25519_pair: tuple[ed25519.Ed25519PrivateKey, signers.SimpleSigner],
+) -> None:
+    # The same container with a non-minimal length (valid BER, not DER): a template
+    # would write it differently, so it is refused rather than silently changed.
+    _, signer = ed25519_pair
+    digest = hashlib.sha512(b"document").digest()
+    made = _pyhanko_cms(signer, digest, "sha512")
+    assert made[:2] == b"\x30\x82"
+    padded = b"\x30\x83\x00" + made[2:]
+    assert cms.ContentInfo.load(padded)["content"]["signer_infos"][0]["signature"].native
+    assert CmsTemplate.capture(padded, digest) is None
