@@ -7,9 +7,10 @@
    (no await between) and a second caller already sees the first one's claim.
 2. The single writer task takes everything queued, up to `max_batch_entries`
    (group commit: one fsync covers many callers). When its last group held more
-   than one append, it first waits up to `commit_delay` for more (PostgreSQL's
-   commit_delay, Tessera's batch age): a busy ledger then commits, signs and wakes
-   callers once per dozens of appends, not per one or two, and a lone caller never waits.
+   than one append, it first waits for more while they keep arriving (each within
+   `commit_gap`), up to `commit_delay` (PostgreSQL's commit_delay, Tessera's batch
+   age): a busy service then commits, signs and wakes callers once per dozen appends,
+   not per one or two, and a lone caller never waits.
 3. For each entry it builds the chained leaf ``prev_leaf_hash || entry``, hashes it
    and extends the in-memory frontier (the roots of the maximal complete subtrees),
    which yields exactly the new stored hashes of the dense layout — no reads needed.
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -72,14 +74,20 @@ class LedgerSettings:
     max_batch_entries: int = 4096
     max_queued_appends: int = 16384
     max_read_range: int = MAX_READ_RANGE
-    # Seconds a busy writer waits for a group to fill. Each commit costs the event loop
-    # about 0.3 ms (checkpoint signature, hand-off, waking callers) whatever its size;
-    # under load each caller already waits for the commits queued ahead of it.
+    # How long a busy writer may wait for a group to fill, in seconds, and the longest
+    # gap with no new append that it waits through (it waits through three times the
+    # recent gap between appends, up to this). Each commit costs the event loop about
+    # 0.3 ms (checkpoint signature, hand-off, waking callers) whatever its size: a
+    # stream of callers that each prepare their entry first (a service) then shares
+    # commits, while callers that are all queued already are committed at once.
     commit_delay: float = 0.010
+    commit_gap: float = 0.002
 
     def __post_init__(self) -> None:
-        if not 0 <= self.commit_delay <= 1:  # NaN fails too
-            raise ValueError(f"commit_delay must be 0 to 1 second, not {self.commit_delay}")
+        for name in ("commit_delay", "commit_gap"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:  # NaN fails too
+                raise ValueError(f"{name} must be 0 to 1 second, not {value}")
 
 
 @dataclass(slots=True)
@@ -119,6 +127,10 @@ class Ledger(LedgerReader):
         self._overlay: dict[bytes, tuple[bytes | None, int]] = {}
         self._queue: deque[_Pending] = deque()
         self._queued_entries = 0
+        # A moving average of the time between two submissions (each counted up to
+        # commit_gap), starting from the slowest pace it tells apart.
+        self._arrival_gap = self.settings.commit_gap
+        self._last_arrival = time.monotonic()
         self._wakeup = asyncio.Event()
         self._full = asyncio.Event()  # ends a commit delay early
         self._space = asyncio.Event()
@@ -214,6 +226,10 @@ class Ledger(LedgerReader):
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(first, entries, index, done))
         self._queued_entries += len(entries)
+        now = time.monotonic()
+        gap = min(now - self._last_arrival, self.settings.commit_gap)
+        self._arrival_gap += (gap - self._arrival_gap) / 8
+        self._last_arrival = now
         self._wakeup.set()
         if self._queued_entries >= self.settings.max_batch_entries:
             self._full.set()
@@ -316,12 +332,21 @@ class Ledger(LedgerReader):
             await self._commit_group(group)
 
     async def _delay_commit(self) -> None:
-        """Wait `commit_delay` for more appends, less if a full group or aclose comes."""
-        if self._queued_entries >= self.settings.max_batch_entries or self._closed:
-            return
-        self._full.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._full.wait(), self.settings.commit_delay)
+        """Wait while appends keep arriving at their recent pace: until a gap of three
+        times the usual one (at most `commit_gap`) passes without one, `commit_delay`
+        has passed, the group is full, or aclose begins."""
+        deadline = time.monotonic() + self.settings.commit_delay
+        while self._queued_entries < self.settings.max_batch_entries and not self._closed:
+            seen = self._queued_entries
+            gap = min(self.settings.commit_gap, 3 * self._arrival_gap)
+            wait = min(gap, deadline - time.monotonic())
+            if wait <= 0:
+                return
+            self._full.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._full.wait(), wait)
+            if self._queued_entries == seen:
+                return
 
     async def _commit_group(self, group: list[_Pending]) -> None:
         if self._failure is not None:

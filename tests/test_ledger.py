@@ -549,7 +549,7 @@ def test_a_lone_caller_never_waits_for_the_commit_delay() -> None:
 
 
 def test_a_busy_ledger_waits_to_commit_callers_together() -> None:
-    ledger, storage = _recording_ledger(commit_delay=1.0)
+    ledger, storage = _recording_ledger(commit_delay=1.0, commit_gap=0.1)
 
     async def main() -> None:
         # Two callers at once: the group is crowded, so the writer now waits for more.
@@ -562,8 +562,26 @@ def test_a_busy_ledger_waits_to_commit_callers_together() -> None:
     assert ledger.size == 12
 
 
+def test_callers_that_are_all_queued_are_committed_at_once() -> None:
+    # Appenders that each wait for their last append: once all of them are queued no
+    # more can come, and the writer commits without waiting for the delay.
+    ledger, storage = _recording_ledger(commit_delay=1.0, commit_gap=0.2)
+
+    async def appender(n: int) -> None:
+        for i in range(10):
+            await ledger.append(entry(100 * n + i))
+
+    async def main() -> None:
+        await asyncio.gather(*(appender(n) for n in range(16)))
+        await ledger.aclose()
+
+    run(main, timeout=3.0)  # ten delays would take 10 s
+    assert sum(storage.groups) == 160
+    assert len(storage.groups) <= 20  # a few groups of one before the writer is busy
+
+
 def test_a_full_group_ends_the_commit_delay() -> None:
-    ledger, storage = _recording_ledger(commit_delay=1.0, max_batch_entries=4)
+    ledger, storage = _recording_ledger(commit_delay=1.0, commit_gap=0.5, max_batch_entries=4)
 
     async def main() -> None:
         await asyncio.gather(ledger.append(entry(0)), ledger.append(entry(1)))
@@ -575,7 +593,7 @@ def test_a_full_group_ends_the_commit_delay() -> None:
 
 
 def test_aclose_commits_a_delayed_group_at_once() -> None:
-    ledger, storage = _recording_ledger(commit_delay=1.0)
+    ledger, storage = _recording_ledger(commit_delay=1.0, commit_gap=1.0)
 
     async def main() -> None:
         await asyncio.gather(ledger.append(entry(0)), ledger.append(entry(1)))
@@ -588,10 +606,11 @@ def test_aclose_commits_a_delayed_group_at_once() -> None:
     assert storage.groups == [2, 1]
 
 
-@pytest.mark.parametrize("delay", [-0.001, 1.5, float("nan"), float("inf")])
-def test_a_commit_delay_outside_0_to_1_second_is_refused(delay: float) -> None:
-    with pytest.raises(ValueError, match="commit_delay"):
-        LedgerSettings(commit_delay=delay)
+@pytest.mark.parametrize("name", ["commit_delay", "commit_gap"])
+@pytest.mark.parametrize("seconds", [-0.001, 1.5, float("nan"), float("inf")])
+def test_commit_waits_outside_0_to_1_second_are_refused(name: str, seconds: float) -> None:
+    with pytest.raises(ValueError, match=name):
+        LedgerSettings(**{name: seconds})  # type: ignore[arg-type]
 
 
 # --- a failing commit ---------------------------------------------------------------------
