@@ -254,6 +254,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             "log_level": args.log_level,
             "pdf_workers": args.pdf_workers,
             "timestamp_url": args.timestamp_url,
+            "timestamp_roots": args.timestamp_roots,
+            "revocation_data": args.revocation_data,
         },
     )
     return serve(settings)
@@ -305,6 +307,14 @@ def _parser() -> argparse.ArgumentParser:
         "--pdf-workers", type=int, help="processes rendering and sealing PDFs (one per core)"
     )
     p.add_argument("--timestamp-url", help="RFC 3161 timestamp authority: seals become PAdES B-T")
+    p.add_argument(
+        "--timestamp-roots",
+        help="PEM roots of the timestamp authority's chain: seals become PAdES B-LT",
+    )
+    p.add_argument(
+        "--revocation-data",
+        help="directory of CRLs (*.crl) and OCSP responses (*.ocsp) for the TSA's chain",
+    )
     p.set_defaults(run=_cmd_serve)
 
     p = top.add_parser(

@@ -37,6 +37,11 @@ class ServerSettings:
     pdf_workers: int = 0
     # RFC 3161 timestamp authority for PAdES B-T seals; empty: B-B, no timestamp.
     timestamp_url: str = ""
+    # PEM file of the roots the timestamp authority's certificates chain to: seals
+    # become PAdES B-LT, carrying the region's CRL and the TSA chain's revocation data.
+    timestamp_roots: str = ""
+    # Directory of the TSA chain's revocation data: *.crl (DER or PEM), *.ocsp (DER).
+    revocation_data: str = ""
 
     def __post_init__(self) -> None:
         if not (len(self.region) == 6 and self.region.isdigit()):
@@ -52,6 +57,10 @@ class ServerSettings:
             raise ConfigError("pdf_workers must be 0 (one per core) to 64")
         if self.timestamp_url and not self.timestamp_url.startswith(("http://", "https://")):
             raise ConfigError("timestamp_url must be an http:// or https:// URL")
+        if self.timestamp_roots and not self.timestamp_url:
+            raise ConfigError("timestamp_roots (PAdES B-LT) needs a timestamp_url")
+        if self.revocation_data and not self.timestamp_roots:
+            raise ConfigError("revocation_data is for PAdES B-LT: it needs timestamp_roots")
 
     @property
     def address(self) -> str:

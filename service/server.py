@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -31,16 +32,17 @@ from licenceledger.seal.v1 import seal_service_pb2, seal_service_pb2_grpc
 from licenceledger.verification.v1 import verification_service_pb2, verification_service_pb2_grpc
 from service.authz import RegionAuthorizer
 from service.bootstrap import Region, bootstrap, is_bootstrapped, load_region
-from service.config import ServerSettings
+from service.config import ConfigError, ServerSettings
 from service.datadir import DataDir
 from service.errors import unimplemented
 from service.guard import GuardInterceptor
 from service.ledger_api import LedgerServicer
 from service.licence_api import LicenceServicer
-from service.region.common import RegionContext
+from service.region.common import RegionContext, utc_now
 from service.region.documents import DocumentStore
 from service.region.licences import Licences
 from service.region.registry import Registry
+from service.region.revocations import LtvSettings, LtvSource
 from service.region.sealed_documents import Sealing
 from service.region.sealing import SealingPool
 from service.region.seals import Seals
@@ -99,6 +101,27 @@ def _planned_handler(service: ServiceDescriptor, capability: str) -> grpc.Generi
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 
+def ltv_settings(settings: ServerSettings) -> LtvSettings | None:
+    """The operator's PAdES B-LT settings, read and checked (ConfigError if unusable)."""
+    if not settings.timestamp_roots:
+        return None
+    directory = Path(settings.revocation_data) if settings.revocation_data else None
+    if directory is not None and not directory.is_dir():
+        raise ConfigError(f"revocation_data {directory} is not a directory")
+    try:
+        ltv = LtvSettings.load(Path(settings.timestamp_roots), directory)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"timestamp_roots: {exc}") from exc
+    if not ltv.timestamp_roots:
+        raise ConfigError(f"timestamp_roots {settings.timestamp_roots} holds no certificate")
+    return ltv
+
+
+def _ltv_source(settings: ServerSettings, ledger: Ledger, region: Region) -> LtvSource | None:
+    ltv = ltv_settings(settings)
+    return None if ltv is None else LtvSource(ledger, region.ca, ltv, utc_now)
+
+
 class RegionServer:
     """The running server: start, wait for a signal, stop gracefully."""
 
@@ -130,6 +153,7 @@ class RegionServer:
             keys,
             sealing_pool=pool,
             document_store=DocumentStore(DataDir(settings.data_dir).documents_path),
+            ltv=_ltv_source(settings, ledger, region),
         )
         registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
             RegistryServicer(Registry(context)), self.server
@@ -214,6 +238,7 @@ def start_pdf_workers(settings: ServerSettings) -> SealingPool:
 
 
 async def run(settings: ServerSettings, out: Callable[[str], None]) -> None:
+    ltv_settings(settings)  # refuse unusable B-LT settings before forking the workers
     pool = start_pdf_workers(settings)
     try:
         region, ledger, keys = await prepare(settings, out)

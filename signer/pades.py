@@ -58,7 +58,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
-from pyhanko.sign.general import SigningError
+from pyhanko.sign.general import SigningError as SigningError  # re-exported
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 from pyhanko.sign.timestamps import TimestampRequestError as TimestampRequestError  # re-exported
 from pyhanko.sign.validation import read_certification_data
@@ -286,6 +286,18 @@ class PdfSealer:
             # Signing reads objects the inspection did not need (catalogue, form).
             raise _malformed(exc) from exc
         return bytes(output.getbuffer())
+
+
+def signed_length(pdf: bytes, field_name: str) -> int:
+    """Where the revision signed by the signature in field `field_name` ends: its
+    /ByteRange covers everything before that but the signature value itself. With
+    B-LT, the /DSS of validation data follows in a later revision."""
+    reader = PdfFileReader(io.BytesIO(pdf), strict=True)
+    for signature in reader.embedded_signatures:
+        if signature.field_name == field_name:
+            _, _, start, length = (int(n) for n in signature.sig_object["/ByteRange"])
+            return start + length
+    raise ValueError(f"no signature in field {field_name!r}")
 
 
 def http_timestamper(url: str, *, timeout: float = _TSA_TIMEOUT) -> TimeStamper:

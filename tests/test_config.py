@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from service.config import ConfigError, ServerSettings, load_settings
+from service.server import ltv_settings
+from signer import pki
 
 
 def test_defaults_run_a_development_region() -> None:
@@ -38,6 +40,12 @@ def test_file_then_flags(tmp_path: Path) -> None:
         ("[server]\nmax_message_bytes = 1000\n", "at least 1 MiB"),
         ("[other]\nport = 1\n", "one [server] table"),
         ("[server\n", "cannot read"),
+        ('[server]\ntimestamp_url = "ftp://tsa"\n', "http:// or https://"),
+        ('[server]\ntimestamp_roots = "tsa.pem"\n', "needs a timestamp_url"),
+        (
+            '[server]\ntimestamp_url = "http://tsa"\nrevocation_data = "crls"\n',
+            "needs timestamp_roots",
+        ),
     ],
 )
 def test_mistakes_are_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -50,3 +58,26 @@ def test_mistakes_are_errors(tmp_path: Path, text: str, message: str) -> None:
 def test_ipv6_host_is_bracketed() -> None:
     settings = ServerSettings(host="::1", port=1, mtls_port=2)
     assert (settings.address, settings.mtls_address) == ("[::1]:1", "[::1]:2")
+
+
+def test_unusable_b_lt_files_are_refused_before_serving(tmp_path: Path) -> None:
+    def settings(roots: Path, revocation: Path | None = None) -> ServerSettings:
+        return ServerSettings(
+            timestamp_url="http://tsa",
+            timestamp_roots=str(roots),
+            revocation_data=str(revocation) if revocation else "",
+        )
+
+    with pytest.raises(ConfigError, match="timestamp_roots"):
+        ltv_settings(settings(tmp_path / "missing.pem"))
+    (tmp_path / "empty.pem").write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match="timestamp_roots"):
+        ltv_settings(settings(tmp_path / "empty.pem"))
+    region_root = tmp_path / "root.pem"
+    region_root.write_bytes(pki.certificate_pem(pki.create_region_ca("310000", "测试").certificate))
+    with pytest.raises(ConfigError, match="not a directory"):
+        ltv_settings(settings(region_root, tmp_path / "no-such-dir"))
+    loaded = ltv_settings(settings(region_root, tmp_path))
+    assert loaded is not None
+    assert len(loaded.timestamp_roots) == 1
+    assert ltv_settings(ServerSettings()) is None

@@ -649,7 +649,7 @@ def test_a_bad_timestamp_reply_is_not_the_documents_fault(
             PdfSealer(seal, timestamper=bad).seal(_PDF, BOX)
 
 
-def _validate_offline(pdf: bytes, root: Ca) -> Any:
+def _validate_offline(pdf: bytes, *roots: x509.Certificate) -> Any:
     """AdES validation with time (EN 319 102-1 5.5) from the document alone: revocation
     data required for every certificate, and only the DSS's used."""
     signature = PdfFileReader(io.BytesIO(pdf)).embedded_signatures[0]
@@ -665,7 +665,7 @@ def _validate_offline(pdf: bytes, root: Ca) -> Any:
             known_certs=[asn1_x509.Certificate.load(c.get_object().data) for c in dss["/Certs"]],
         )
     policy = CertValidationPolicySpec(
-        trust_manager=SimpleTrustManager.build(trust_roots=[_asn1(root.cert)]),
+        trust_manager=SimpleTrustManager.build(trust_roots=[_asn1(r) for r in roots]),
         revinfo_policy=CertRevTrustPolicy(REQUIRE_REVINFO),
     )
     spec = SignatureValidationSpec(
@@ -698,11 +698,11 @@ def test_ltv_material_makes_it_b_lt(
 
     # A validator that fetches nothing and requires revocation data finds all it
     # needs in the DSS, and takes the signing time from the timestamp.
-    offline = _validate_offline(sealed, root)
+    offline = _validate_offline(sealed, root.cert)
     assert offline.ades_subindic == AdESPassed.OK
     assert offline.best_signature_time == status.timestamp_validity.timestamp
     timestamped = PdfSealer(seal, timestamper=tsa).seal(plain, BOX)
-    without_dss = _validate_offline(timestamped, root).ades_subindic
+    without_dss = _validate_offline(timestamped, root.cert).ades_subindic
     assert without_dss == AdESIndeterminate.CERTIFICATE_CHAIN_GENERAL_FAILURE
 
     twice = sealer.seal(sealed, Placement(2, 50, 50, 100, 100))

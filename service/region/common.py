@@ -33,6 +33,7 @@ from service.authz import Caller
 from service.errors import FieldViolation, ServiceError, invalid_argument
 from service.region import index
 from service.region.documents import DocumentStore
+from service.region.revocations import LtvSource
 from service.region.sealing import SealingPool
 from signer import dsse, pki
 from signer.keystore import FileKeyStore
@@ -66,6 +67,7 @@ class RegionContext:
     clock: Callable[[], datetime] = utc_now
     sealing_pool: SealingPool | None = None
     document_store: DocumentStore | None = None
+    ltv: LtvSource | None = None  # seals are PAdES B-LT when set
     _signers: dict[str, dsse.Signer] = field(default_factory=dict, repr=False)
     # The latest checkpoint as a message: every proof until the next commit carries it.
     _checkpoint: tuple[object, type_pb.SignedCheckpoint] | None = field(default=None, repr=False)
@@ -90,6 +92,11 @@ class RegionContext:
                 )
             cached = self._signers[key_name] = dsse.Signer(key)
         return cached
+
+    def revocation_recorded(self) -> None:
+        """A seal or department key was revoked: B-LT seals must carry a new CRL."""
+        if self.ltv is not None:
+            self.ltv.revoked()
 
     def pool(self) -> SealingPool:
         if self.sealing_pool is None:

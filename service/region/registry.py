@@ -331,6 +331,7 @@ class Registry:
         prior = await record_once(
             ctx, caller, _SERVICE + "RevokeDepartmentKey", request, request.request_id, build
         )
+        ctx.revocation_recorded()
         record = ctx.entry_record(prior)
         return pb.RevokeDepartmentKeyResponse(
             department=department_or_error(ctx, request.department_code),

@@ -39,6 +39,7 @@ from service.region.common import (
     text_problem,
 )
 from service.region.documents import DocumentStoreError
+from service.region.revocations import ValidationDataError
 from service.region.seals import PURPOSE, seal_key_name, seal_or_error, usable_problem
 from signer import pades
 
@@ -63,8 +64,9 @@ def sha256_digest(data: bytes) -> crypto_pb2.Digest:
 
 
 def _raise_if_unavailable(refused: sealing.Refused) -> None:
-    """A timestamp authority that fails is the region's trouble, not the caller's input."""
-    if refused.reason == sealing.TIMESTAMP_UNAVAILABLE:
+    """A timestamp authority that fails, or validation data that are missing or stale,
+    are the region's trouble, not the caller's input."""
+    if refused.reason in (sealing.TIMESTAMP_UNAVAILABLE, sealing.VALIDATION_DATA_UNAVAILABLE):
         raise ServiceError(refused.message, refused.reason, grpc.StatusCode.UNAVAILABLE)
 
 
@@ -109,8 +111,10 @@ class Sealing:
 
     def _stored(self, ledger_index: int) -> tuple[record_pb2.LedgerRecord, bytes]:
         record = self._ctx.entry_record(ledger_index)
+        use = record.document_sealed
+        returned = use.returned_digest if use.HasField("returned_digest") else use.digest_after
         try:
-            pdf = self._ctx.documents().get(record.document_sealed.digest_after.value)
+            pdf = self._ctx.documents().get(returned.value)
         except DocumentStoreError as exc:
             raise ServiceError(str(exc), "DOCUMENT_UNAVAILABLE", grpc.StatusCode.DATA_LOSS) from exc
         return record, pdf
@@ -125,6 +129,18 @@ class Sealing:
             sealed_at=record.recorded_at,
             proof=self._ctx.proof(ledger_index, record.recorded_at),
         )
+
+    def _ltv(self) -> sealing.LtvData | None:
+        if self._ctx.ltv is None:
+            return None
+        try:
+            return self._ctx.ltv.material()
+        except (OSError, ValidationDataError) as exc:
+            raise ServiceError(
+                f"the validation data for PAdES B-LT cannot be read: {exc}",
+                sealing.VALIDATION_DATA_UNAVAILABLE,
+                grpc.StatusCode.UNAVAILABLE,
+            ) from exc
 
     def _usable(self, caller: Caller, seal_id: str, purpose: str) -> seal_pb2.Seal:
         ctx = self._ctx
@@ -162,7 +178,9 @@ class Sealing:
                 algorithm=crypto_pb2.DIGEST_ALGORITHM_SHA256, value=sealed.digest_before
             )
         )
-        use.digest_after.CopyFrom(sha256_digest(sealed.pdf))
+        use.digest_after.CopyFrom(sha256_digest(sealed.pdf[: sealed.signed_length]))
+        if sealed.signed_length < len(sealed.pdf):
+            use.returned_digest.CopyFrom(sha256_digest(sealed.pdf))
         use.key_id = seal.certificate.key_id
         use.signature_field = sealed.field_name
         use.licence_id = licence_id
@@ -188,6 +206,7 @@ class Sealing:
             placement,
             request.signature_reason,
             request.signature_location,
+            self._ltv(),
         )
         sealed = await ctx.pool().seal(job)
         if isinstance(sealed, sealing.Refused):
@@ -231,6 +250,7 @@ class Sealing:
                 ctx.ca.name,
                 LICENCE_REASON,
                 ctx.ca.name,
+                self._ltv(),
             )
             sealed = await ctx.pool().licence(job)
             if isinstance(sealed, sealing.Refused):

@@ -35,6 +35,7 @@ from verifier.pdf_signatures import PdfFindings, inspect_signatures
 
 _SEALERS_PER_WORKER = 64
 TIMESTAMP_UNAVAILABLE = "TIMESTAMP_UNAVAILABLE"
+VALIDATION_DATA_UNAVAILABLE = "VALIDATION_DATA_UNAVAILABLE"
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,22 @@ class SealMaterial:
 
 
 @dataclass(frozen=True)
+class LtvData:
+    """What a PAdES B-LT seal embeds (DER): trust roots, CRLs and OCSP responses."""
+
+    roots: tuple[bytes, ...]
+    crls: tuple[bytes, ...]
+    ocsps: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True)
 class SealJob:
     seal: SealMaterial
     pdf: bytes
     placement: pades.Placement
     reason: str
     location: str
+    ltv: LtvData | None = None  # B-LT (the workers must have a timestamp authority)
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,7 @@ class LicencePdfJob:
     region_name: str
     reason: str
     location: str
+    ltv: LtvData | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,9 @@ class Sealed:
     pdf: bytes
     digest_before: bytes
     field_name: str
+    # Where the revision the seal signs ends: the whole PDF, unless validation data
+    # (B-LT's /DSS) follow in a later revision.
+    signed_length: int
 
 
 @dataclass(frozen=True)
@@ -94,12 +109,16 @@ class _Worker:
         self.keys = keys
         # PAdES B-T when the region has a timestamp authority; B-B otherwise.
         self.timestamper = pades.http_timestamper(timestamp_url) if timestamp_url else None
-        self.sealers: OrderedDict[tuple[str, bytes], pades.PdfSealer] = OrderedDict()
+        self.sealers: OrderedDict[tuple[str, bytes, LtvData | None], pades.PdfSealer] = (
+            OrderedDict()
+        )
 
-    def sealer(self, seal: SealMaterial) -> pades.PdfSealer:
-        cached = self.sealers.get(seal.cache_key)
+    def sealer(self, seal: SealMaterial, ltv: LtvData | None) -> pades.PdfSealer:
+        # B-LT sealers embed one set of validation data: a new CRL makes a new sealer.
+        cache_key = (*seal.cache_key, ltv)
+        cached = self.sealers.get(cache_key)
         if cached is not None:
-            self.sealers.move_to_end(seal.cache_key)
+            self.sealers.move_to_end(cache_key)
             return cached
         key = self.keys.load(seal.key_name)
         if not isinstance(key, ec.EllipticCurvePrivateKey | Ed25519PrivateKey):
@@ -110,8 +129,8 @@ class _Worker:
             chain=tuple(x509.load_der_x509_certificate(c) for c in seal.chain_der),
             image_png=seal.image_png,
         )
-        made = self.sealers[seal.cache_key] = pades.PdfSealer(
-            identity, timestamper=self.timestamper
+        made = self.sealers[cache_key] = pades.PdfSealer(
+            identity, timestamper=self.timestamper, ltv=_ltv_material(ltv)
         )
         if len(self.sealers) > _SEALERS_PER_WORKER:
             self.sealers.popitem(last=False)
@@ -130,6 +149,13 @@ def _ready() -> int:
     return os.getpid()
 
 
+def _ltv_material(ltv: LtvData | None) -> pades.LtvMaterial | None:
+    if ltv is None:
+        return None
+    roots = tuple(x509.load_der_x509_certificate(der) for der in ltv.roots)
+    return pades.LtvMaterial(roots, crls=ltv.crls, ocsps=ltv.ocsps)
+
+
 def _seal(
     worker: _Worker,
     seal: SealMaterial,
@@ -137,9 +163,15 @@ def _seal(
     placement: pades.Placement,
     reason: str,
     location: str,
+    ltv: LtvData | None,
 ) -> Sealed | Refused:
     digest = hashlib.sha256(pdf).digest()
-    sealer = worker.sealer(seal)
+    if ltv is not None and worker.timestamper is None:
+        raise ValueError("PAdES B-LT needs the workers' timestamp authority")
+    try:
+        sealer = worker.sealer(seal, ltv)
+    except ValueError as exc:  # unreadable CRLs or OCSP responses from the operator
+        return Refused(VALIDATION_DATA_UNAVAILABLE, f"unusable validation data: {exc}")
     # Named by the input's digest: new to the document (a document cannot contain a
     # name made from its own digest), and the same for the same input on any worker.
     field = "Seal-" + digest[:8].hex()
@@ -150,13 +182,16 @@ def _seal(
         return Refused(exc.reason, str(exc))
     except pades.TimestampRequestError as exc:
         return Refused(TIMESTAMP_UNAVAILABLE, f"the timestamp authority failed: {exc}")
-    return Sealed(sealed, digest, field)
+    except pades.SigningError as exc:  # B-LT: a certificate without current revocation data
+        return Refused(VALIDATION_DATA_UNAVAILABLE, f"PAdES B-LT validation failed: {exc}")
+    signed = len(sealed) if ltv is None else pades.signed_length(sealed, field)
+    return Sealed(sealed, digest, field, signed)
 
 
 def run_seal_job(job: SealJob) -> Sealed | Refused:
     if _worker is None:
         raise RuntimeError("not a sealing worker")
-    return _seal(_worker, job.seal, job.pdf, job.placement, job.reason, job.location)
+    return _seal(_worker, job.seal, job.pdf, job.placement, job.reason, job.location, job.ltv)
 
 
 def run_licence_job(job: LicencePdfJob) -> Sealed | Refused:
@@ -169,7 +204,7 @@ def run_licence_job(job: LicencePdfJob) -> Sealed | Refused:
     )
     box = licence_pdf.SEAL_BOX
     placement = pades.Placement(box.page, box.x, box.y, box.width, box.height)
-    return _seal(_worker, job.seal, pdf, placement, job.reason, job.location)
+    return _seal(_worker, job.seal, pdf, placement, job.reason, job.location, job.ltv)
 
 
 # -- server side -----------------------------------------------------------------

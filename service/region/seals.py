@@ -325,6 +325,7 @@ class Seals:
         seal, at, record = await self._change_status(
             caller, "RevokeSeal", request, REVOKED, frozenset({ACTIVE, SUSPENDED, EXPIRED})
         )
+        self._ctx.revocation_recorded()
         return pb.RevokeSealResponse(seal=seal, proof=self._ctx.proof(at, record.recorded_at))
 
     # -- reads ------------------------------------------------------------------------

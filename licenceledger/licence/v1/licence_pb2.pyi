@@ -480,7 +480,10 @@ class LicenceCredential(_message.Message):
 
     @_builtins.property
     def pdf_digest(self) -> _crypto_pb2.Digest:
-        """Digest of `pdf`; unset when there is no PDF."""
+        """Digest of `pdf` up to the end of the revision the seal signs, as the ledger's
+        DOCUMENT_SEALED entry records it (all of `pdf` unless PAdES B-LT validation
+        data follow); unset when there is no PDF.
+        """
 
     def __init__(
         self,

@@ -479,6 +479,7 @@ class DocumentSealed(_message.Message):
     SIGNATURE_FIELD_FIELD_NUMBER: _builtins.int
     LICENCE_ID_FIELD_NUMBER: _builtins.int
     SIZE_AFTER_FIELD_NUMBER: _builtins.int
+    RETURNED_DIGEST_FIELD_NUMBER: _builtins.int
     seal_id: _builtins.str
     """The seal used."""
     purpose: _builtins.str
@@ -490,14 +491,23 @@ class DocumentSealed(_message.Message):
     licence_id: _builtins.str
     """For a printable licence: the licence version it renders; empty otherwise."""
     size_after: _builtins.int
-    """Size of the sealed PDF in bytes."""
+    """Size of the sealed PDF returned, in bytes."""
     @_builtins.property
     def digest_before(self) -> _crypto_pb2.Digest:
         """SHA-256 of the PDF as received (for a printable licence: as rendered)."""
 
     @_builtins.property
     def digest_after(self) -> _crypto_pb2.Digest:
-        """SHA-256 of the sealed PDF returned to the caller."""
+        """SHA-256 of the sealed PDF up to the end of the revision the seal signs: the
+        PDF returned to the caller, unless validation data follow in a later revision
+        (PAdES B-LT), and then `returned_digest` is the digest of the whole PDF.
+        """
+
+    @_builtins.property
+    def returned_digest(self) -> _crypto_pb2.Digest:
+        """SHA-256 of the PDF returned when validation data (a /DSS) follow the signed
+        revision; unset when it is `digest_after`'s PDF.
+        """
 
     def __init__(
         self,
@@ -510,10 +520,11 @@ class DocumentSealed(_message.Message):
         signature_field: _builtins.str = ...,
         licence_id: _builtins.str = ...,
         size_after: _builtins.int = ...,
+        returned_digest: _crypto_pb2.Digest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["digest_after", b"digest_after", "digest_before", b"digest_before"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["digest_after", b"digest_after", "digest_before", b"digest_before", "returned_digest", b"returned_digest"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest_after", b"digest_after", "digest_before", b"digest_before", "key_id", b"key_id", "licence_id", b"licence_id", "purpose", b"purpose", "seal_id", b"seal_id", "signature_field", b"signature_field", "size_after", b"size_after"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest_after", b"digest_after", "digest_before", b"digest_before", "key_id", b"key_id", "licence_id", b"licence_id", "purpose", b"purpose", "returned_digest", b"returned_digest", "seal_id", b"seal_id", "signature_field", b"signature_field", "size_after", b"size_after"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -503,7 +503,10 @@ class SealDocumentResponse(_message.Message):
 
     @_builtins.property
     def digest_after(self) -> _crypto_pb2.Digest:
-        """Digest of `sealed_pdf`."""
+        """Digest of `sealed_pdf` up to the end of the revision the seal signs, as the
+        ledger entry records it: all of `sealed_pdf`, unless PAdES B-LT validation
+        data follow in a later revision.
+        """
 
     @_builtins.property
     def sealed_at(self) -> _timestamp_pb2.Timestamp:
