@@ -186,15 +186,23 @@ def test_a_revoked_seal_is_on_the_next_crl(region: Region) -> None:
     assert region_crl.get_revoked_certificate_by_serial_number(sealing) is None
 
 
-def test_stale_tsa_revocation_data_is_unavailable_and_records_nothing(
-    region: Region, tsa: Tsa
+@pytest.mark.parametrize("trouble", ["missing", "unreadable"])
+def test_unusable_tsa_revocation_data_is_unavailable_and_records_nothing(
+    region: Region, tsa: Tsa, trouble: str
 ) -> None:
     seal = register_seal(
-        region, DEPT_A, seal_pb2.SEAL_TYPE_CONTRACT, name="合同专用章三", permitted_purposes=[]
+        region,
+        DEPT_A,
+        seal_pb2.SEAL_TYPE_CONTRACT,
+        name=f"合同专用章{trouble}",
+        permitted_purposes=[],
     ).seal
     crl_file = tsa.revocation_dir / "tsa-root.crl"
     current = crl_file.read_bytes()
-    crl_file.unlink()  # the operator's TSA data went missing: the TSA cannot be vouched for
+    if trouble == "missing":
+        crl_file.unlink()  # the TSA's certificate cannot be vouched for
+    else:
+        (tsa.revocation_dir / "garbled.ocsp").write_bytes(b"not an OCSP response")
     try:
         size = ledger_size(region)
         got = failure(region, region.dept_a, "SealDocument", _sealing(seal))
@@ -202,3 +210,4 @@ def test_stale_tsa_revocation_data_is_unavailable_and_records_nothing(
         assert ledger_size(region) == size
     finally:
         crl_file.write_bytes(current)
+        (tsa.revocation_dir / "garbled.ocsp").unlink(missing_ok=True)

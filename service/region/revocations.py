@@ -18,6 +18,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import ocsp
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ledger import LedgerReader
@@ -119,7 +120,7 @@ class LtvSource:
             if path.suffix == ".crl":
                 crls.append(_crl_der(path))
             elif path.suffix == ".ocsp":
-                ocsps.append(_bounded(path))
+                ocsps.append(_ocsp_der(path))
         region_root = self._ca.certificate.public_bytes(serialization.Encoding.DER)
         roots = (region_root, *self._settings.timestamp_roots)
         return LtvData(roots, tuple(crls), tuple(ocsps))
@@ -129,6 +130,15 @@ def _bounded(path: Path) -> bytes:
     data = path.read_bytes()
     if len(data) > _MAX_FILE_BYTES:
         raise ValidationDataError(f"{path} is larger than {_MAX_FILE_BYTES} bytes")
+    return data
+
+
+def _ocsp_der(path: Path) -> bytes:
+    data = _bounded(path)
+    try:
+        ocsp.load_der_ocsp_response(data)
+    except ValueError as exc:
+        raise ValidationDataError(f"{path} is not an OCSP response: {exc}") from exc
     return data
 
 
