@@ -9,6 +9,7 @@ certificate, and two ports also let operators firewall them differently.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import logging
 import signal
@@ -122,6 +123,20 @@ def _ltv_source(settings: ServerSettings, ledger: Ledger, region: Region) -> Ltv
     return None if ltv is None else LtvSource(ledger, region.ca, ltv, utc_now)
 
 
+# Calls free almost all they allocate by reference counting; the cyclic collector's
+# young-generation passes mostly rescan live objects. Rarer passes over only what
+# was made after start-up gave 3-5% more issuance calls/s over seven paired runs
+# (this machine's run-to-run noise is larger, so it is a modest, not a sure, gain).
+_YOUNG_COLLECTION_THRESHOLD = 50_000
+
+
+def _settle_garbage_collection() -> None:
+    """Leave what start-up made (region, keys, descriptors) out of every collection."""
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(_YOUNG_COLLECTION_THRESHOLD, middle, old)
+
+
 class RegionServer:
     """The running server: start, wait for a signal, stop gracefully."""
 
@@ -195,6 +210,7 @@ class RegionServer:
 
     async def start(self) -> None:
         await self.server.start()
+        _settle_garbage_collection()
         for name in ("", *(s.full_name for s in SERVING)):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         for name in self._service_names[len(SERVING) :]:
