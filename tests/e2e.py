@@ -44,7 +44,7 @@ from service.datadir import DataDir
 from signer import identifiers, sealimage
 from signer.keystore import PASSPHRASE_ENV
 from tests.conftest import TEST_PASSPHRASE
-from tests.serverproc import Server, free_port
+from tests.serverproc import Server, free_ports
 
 FOOD = "SPJY"  # 食品经营许可证
 PERMIT = "JZXK"  # a type no department here is authorised for
@@ -167,7 +167,8 @@ def open_region(tmp_path_factory: pytest.TempPathFactory, name: str, *server_arg
     """A started server with the catalogue and both departments; the caller stops it."""
     os.environ[PASSPHRASE_ENV] = TEST_PASSPHRASE
     data = DataDir(tmp_path_factory.mktemp(name))
-    server = Server(data, free_port(), free_port(), extra_args=server_args)
+    port, mtls_port = free_ports(2)
+    server = Server(data, port, mtls_port, extra_args=server_args)
     server.start()
     admin = client_credentials_pem(data, "admin")
     partial = Region(server, admin, admin, admin, {}, data.vkey_path.read_text().strip())

@@ -33,7 +33,7 @@ from service.server import PLANNED, SERVING
 from signer import pki
 from signer.keystore import PASSPHRASE_ENV, load_encrypted_pkcs8
 from tests.conftest import TEST_PASSPHRASE, build_data_dir, entry
-from tests.serverproc import Server, free_port
+from tests.serverproc import Server, free_ports
 
 PRELOADED = 500
 DEPARTMENT_CODE = "11310000002419612H"
@@ -43,7 +43,8 @@ DEPARTMENT_CODE = "11310000002419612H"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     os.environ[PASSPHRASE_ENV] = TEST_PASSPHRASE  # module scope: before the autouse fixture
     data = build_data_dir(tmp_path_factory.mktemp("region"), PRELOADED)
-    running = Server(data, free_port(), free_port())
+    port, mtls_port = free_ports(2)
+    running = Server(data, port, mtls_port)
     banner = running.start()
     assert any("bootstrapped development region 310000" in line for line in banner)
     yield running
