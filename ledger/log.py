@@ -245,6 +245,11 @@ class Ledger(LedgerReader):
             await self._space.wait()
 
     @property
+    def has_room(self) -> bool:
+        """Whether `submit` would accept now."""
+        return len(self._queue) < self.settings.max_queued_appends
+
+    @property
     def next_index(self) -> int:
         """The index the next submitted entry will get."""
         return self._next_index
@@ -400,6 +405,7 @@ class Ledger(LedgerReader):
                 self._resolve(pending, None, StorageError(f"append failed: {exc}"))
             return
         self._frontier, self._last_leaf_hash, self._checkpoint = frontier, prev, signed
+        self._remember_hashes(commit.first_hash, hashes)
         overlay = self._overlay
         for pending in group:
             for key, _ in pending.index:

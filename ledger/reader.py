@@ -29,12 +29,19 @@ FORMAT_VERSION = b"1"
 MAX_READ_RANGE = 1000
 
 
+# About 4 MB: the hot edge of any tree, and the paths of many thousand recent entries.
+HASH_CACHE_ENTRIES = 1 << 16
+
+
 class LedgerReader:
     """Verified read access to a stored ledger, up to its latest checkpoint."""
 
     def __init__(self, storage: Storage, *, max_read_range: int = MAX_READ_RANGE) -> None:
         self._storage = storage
         self.max_read_range = max_read_range
+        # Stored hashes never change once committed, and every proof of a recent entry
+        # reads the same right edge and left subtree roots: keep what was read.
+        self._hashes: dict[int, bytes] = {}
         if storage.read_meta(META_FORMAT) != FORMAT_VERSION:
             raise LedgerCorruptError("storage does not hold a ledger of a known format")
         self.verifier = Ed25519NoteVerifier.from_vkey(
@@ -94,6 +101,26 @@ class LedgerReader:
             raise InvalidRequestError("no leaf with this hash in the ledger")
         return index
 
+    def _remember_hashes(self, first: int, hashes: Sequence[bytes]) -> None:
+        """Stored hashes `first`, `first + 1`, ... were just committed."""
+        self._remember(range(first, first + len(hashes)), hashes)
+
+    def _read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        cache = self._hashes
+        try:
+            return [cache[i] for i in indexes]
+        except KeyError:
+            pass
+        hashes = self._storage.read_hashes(indexes)
+        self._remember(indexes, hashes)
+        return hashes
+
+    def _remember(self, indexes: Sequence[int], hashes: Sequence[bytes]) -> None:
+        cache = self._hashes
+        if len(cache) + len(hashes) > HASH_CACHE_ENTRIES:
+            cache.clear()
+        cache.update(zip(indexes, hashes, strict=True))
+
     def _tree_size(self, size: int | None) -> int:
         current = self.size
         if size is None:
@@ -104,13 +131,13 @@ class LedgerReader:
 
     def root_at(self, tree_size: int) -> bytes:
         size = self._tree_size(tree_size)
-        return EMPTY_ROOT if size == 0 else tlog.tree_hash(size, self._storage.read_hashes)
+        return EMPTY_ROOT if size == 0 else tlog.tree_hash(size, self._read_hashes)
 
     def inclusion_proof(self, index: int, tree_size: int | None = None) -> InclusionProof:
         size = self._tree_size(tree_size)
         if not 0 <= index < size:
             raise InvalidRequestError(f"leaf index {index} is not below tree size {size}")
-        path = tlog.inclusion_path(index, size, self._storage.read_hashes)
+        path = tlog.inclusion_path(index, size, self._read_hashes)
         return InclusionProof(index, size, tuple(path))
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
@@ -119,7 +146,7 @@ class LedgerReader:
             raise InvalidRequestError(
                 f"old size {old_size} must be between 1 and the new size {size}"
             )
-        path = tlog.consistency_path(old_size, size, self._storage.read_hashes)
+        path = tlog.consistency_path(old_size, size, self._read_hashes)
         return ConsistencyProof(old_size, size, tuple(path))
 
     def proof_bundle(self, index: int) -> ProofBundle:

@@ -40,6 +40,7 @@ from ledger import (
     open_ledger,
     open_reader,
 )
+from ledger import reader as reader_module
 from ledger.errors import (
     InvalidEntryError,
     InvalidRequestError,
@@ -933,3 +934,38 @@ def test_replace_index_rebuilds_it_whole(tmp_path: Path) -> None:
         assert sum(1 for _ in storage.scan_index(b"n", b"o")) == 25_000
     finally:
         storage.close()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    groups=st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=8),
+    cache_entries=st.sampled_from([4, 16, 1 << 16]),
+)
+def test_a_live_ledgers_remembered_hashes_give_the_proofs_storage_gives(
+    groups: list[int], cache_entries: int
+) -> None:
+    """The writer keeps the stored hashes it commits (and the reader those it reads):
+    every proof from the live ledger equals one from a reader that starts cold."""
+    storage = MemoryStorage()
+
+    async def main() -> None:
+        ledger = Ledger.create(storage, ORIGIN, SIGNER)
+        n = 0
+        for size in groups:
+            await ledger.append_many([entry(n + i) for i in range(size)])
+            n += size
+            ledger.inclusion_proof(n - 1)  # reads interleaved with commits
+        cold = LedgerReader(storage)
+        for size in range(1, n + 1):
+            assert ledger.root_at(size) == cold.root_at(size)
+            for index in range(size):
+                assert ledger.inclusion_proof(index, size) == cold.inclusion_proof(index, size)
+            assert ledger.consistency_proof(size, n) == cold.consistency_proof(size, n)
+        await ledger.aclose()
+
+    original = reader_module.HASH_CACHE_ENTRIES
+    reader_module.HASH_CACHE_ENTRIES = cache_entries  # small ones clear it often
+    try:
+        run(main)
+    finally:
+        reader_module.HASH_CACHE_ENTRIES = original
