@@ -1,4 +1,4 @@
-"""The one interceptor every RPC passes through: authorize, then translate errors.
+"""The guard every RPC passes through: authorize, then translate errors.
 
 Servicers never check roles themselves for access to an RPC: the rule table in
 `service.authz` is consulted here before the handler runs, and the authenticated
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Protocol, TypeAlias
 
 import grpc
@@ -50,25 +50,51 @@ async def _fail(context: grpc.aio.ServicerContext[Any, Any], method: str, exc: E
     await context.abort_with_status(rpc_status.to_status(to_rpc_status(exc)))
 
 
-class GuardInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, authorizer: Authorizer) -> None:
-        self._authorizer = authorizer
-        # Each method's handler and its guarded form, made once: grpc.aio asks every call.
-        self._guarded: dict[str, tuple[Handler, Handler]] = {}
+class GuardedServer(grpc.aio.Server):
+    """A grpc.aio server that puts the guard around every handler registered on it.
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = handler_call_details.method
-        cached = self._guarded.get(method)
-        if cached is None or cached[0] is not handler:  # never another handler's guard
-            cached = self._guarded[method] = (handler, self._guard(method, handler))
-        return cached[1]
+    The guard goes around each handler once, when it is registered, rather than in a
+    server interceptor, which grpc.aio runs as a chain of coroutines on every call.
+    Methods nobody registered are answered UNIMPLEMENTED by gRPC, as before.
+    """
+
+    def __init__(self, server: grpc.aio.Server, authorizer: Authorizer) -> None:
+        self._server = server
+        self._authorizer = authorizer
+
+    def add_generic_rpc_handlers(
+        self, generic_rpc_handlers: Iterable[grpc.GenericRpcHandler]
+    ) -> None:
+        self._server.add_generic_rpc_handlers(
+            tuple(_GuardedHandlers(h, self) for h in generic_rpc_handlers)
+        )
+
+    def add_registered_method_handlers(
+        self, service_name: str, method_handlers: Mapping[str, Handler]
+    ) -> None:
+        # Generated code registers each service this way as well (a faster lookup).
+        self._server.add_registered_method_handlers(
+            service_name,
+            {
+                name: self._guard(f"/{service_name}/{name}", handler)
+                for name, handler in method_handlers.items()
+            },
+        )
+
+    def add_insecure_port(self, address: str) -> int:
+        return self._server.add_insecure_port(address)
+
+    def add_secure_port(self, address: str, server_credentials: grpc.ServerCredentials) -> int:
+        return self._server.add_secure_port(address, server_credentials)
+
+    async def start(self) -> None:
+        await self._server.start()
+
+    async def stop(self, grace: float | None) -> None:
+        await self._server.stop(grace)
+
+    async def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return await self._server.wait_for_termination(timeout)
 
     def _guard(self, method: str, handler: Handler) -> Handler:
         authorize = self._authorizer.authorize
@@ -122,3 +148,21 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+class _GuardedHandlers(grpc.GenericRpcHandler):
+    def __init__(self, inner: grpc.GenericRpcHandler, guard: GuardedServer) -> None:
+        self._inner = inner
+        self._guard = guard
+        # Each method's handler and its guarded form, made once.
+        self._guarded: dict[str, tuple[Handler, Handler]] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Handler | None:
+        handler = self._inner.service(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        cached = self._guarded.get(method)
+        if cached is None or cached[0] is not handler:  # never another handler's guard
+            cached = self._guarded[method] = (handler, self._guard._guard(method, handler))
+        return cached[1]

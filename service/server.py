@@ -36,7 +36,7 @@ from service.bootstrap import Region, bootstrap, is_bootstrapped, load_region
 from service.config import ConfigError, ServerSettings
 from service.datadir import DataDir
 from service.errors import unimplemented
-from service.guard import GuardInterceptor
+from service.guard import GuardedServer
 from service.ledger_api import LedgerServicer
 from service.licence_api import LicenceServicer
 from service.region.common import RegionContext, utc_now
@@ -155,9 +155,9 @@ class RegionServer:
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
         ]
-        self.server = grpc.aio.server(
-            interceptors=[GuardInterceptor(RegionAuthorizer(region.ca.certificate))],
-            options=options,
+        # Every handler registered on it runs inside the guard (authorization, errors).
+        self.server = GuardedServer(
+            grpc.aio.server(options=options), RegionAuthorizer(region.ca.certificate)
         )
         ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server(
             LedgerServicer(ledger), self.server
