@@ -207,6 +207,7 @@ def run_issuance(opts: Options) -> list[Figure]:
         "in_flight": IN_FLIGHT,
         "transport": "mutual TLS 1.3, loopback, one process",
         "event_loop": EVENT_LOOP,
+        "credentials_signed_by": "the signing worker process",
         "face_fields": 10,
         "entries_written": written,
         "ed25519_sign_per_s_same_run": signs,

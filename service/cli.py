@@ -253,6 +253,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             "max_message_bytes": args.max_message_bytes,
             "log_level": args.log_level,
             "pdf_workers": args.pdf_workers,
+            "signing_worker": args.signing_worker,
             "timestamp_url": args.timestamp_url,
             "timestamp_roots": args.timestamp_roots,
             "revocation_data": args.revocation_data,
@@ -305,6 +306,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (INFO)")
     p.add_argument(
         "--pdf-workers", type=int, help="processes rendering and sealing PDFs (one per core)"
+    )
+    p.add_argument(
+        "--signing-worker",
+        action=argparse.BooleanOptionalAction,
+        help="sign issued licences in a process beside the event loop (default: on)",
     )
     p.add_argument("--timestamp-url", help="RFC 3161 timestamp authority: seals become PAdES B-T")
     p.add_argument(

@@ -35,6 +35,8 @@ class ServerSettings:
     log_level: str = "INFO"
     # Processes that render and seal PDFs; 0 means one per core.
     pdf_workers: int = 0
+    # A process beside the event loop that signs issued licences (envelope, QR code).
+    signing_worker: bool = True
     # RFC 3161 timestamp authority for PAdES B-T seals; empty: B-B, no timestamp.
     timestamp_url: str = ""
     # PEM file of the roots the timestamp authority's certificates chain to: seals
@@ -80,6 +82,10 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
         if not isinstance(value, str | Path):
             raise ConfigError(f"{name} must be a path")
         return Path(value)
+    if str(kind) == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, not {type(value).__name__}")
+        return value
     kinds: dict[str, type | tuple[type, ...]] = {"str": str, "int": int, "float": (int, float)}
     expected = kinds[str(kind)]
     if isinstance(value, bool) or not isinstance(value, expected):

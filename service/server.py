@@ -47,6 +47,7 @@ from service.region.revocations import LtvSettings, LtvSource
 from service.region.sealed_documents import Sealing
 from service.region.sealing import SealingPool
 from service.region.seals import Seals
+from service.region.signing_worker import SigningWorker
 from service.region.verification import LedgerRecords
 from service.registry_api import RegistryServicer
 from service.seal_api import SealServicer
@@ -162,12 +163,17 @@ class RegionServer:
         ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server(
             LedgerServicer(ledger), self.server
         )
+        data = DataDir(settings.data_dir)
+        self.signing_worker = (
+            SigningWorker(data.keys_path, data.passphrase()) if settings.signing_worker else None
+        )
         context = RegionContext(
             ledger,
             region.ca,
             keys,
+            signing_worker=self.signing_worker,
             sealing_pool=pool,
-            document_store=DocumentStore(DataDir(settings.data_dir).documents_path),
+            document_store=DocumentStore(data.documents_path),
             ltv=_ltv_source(settings, ledger, region),
         )
         registry_service_pb2_grpc.add_RegistryServiceServicer_to_server(
@@ -209,6 +215,9 @@ class RegionServer:
         )
 
     async def start(self) -> None:
+        if self.signing_worker is not None:
+            # Ready in about a second; issuance signs in process until then.
+            await self.signing_worker.start()
         await self.server.start()
         _settle_garbage_collection()
         for name in ("", *(s.full_name for s in SERVING)):
@@ -222,6 +231,8 @@ class RegionServer:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.settings.shutdown_grace_seconds)
         await self.ledger.aclose()
+        if self.signing_worker is not None:
+            await self.signing_worker.aclose()
         if self.pool is not None:
             self.pool.close()
 

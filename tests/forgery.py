@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import io
 import json
 import re
@@ -38,8 +37,7 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 
 from licenceledger.licence.v1 import licence_pb2 as lpb
-from licenceledger.type.v1 import crypto_pb2
-from signer import dsse, pades, pki, qr, seal_pki
+from signer import credentials, dsse, pades, pki, qr, seal_pki
 
 # pyHanko's PDF object constructors carry no annotations; typed as Any once here rather
 # than an ignore on every call.
@@ -103,24 +101,7 @@ def sign_qr(licence: lpb.Licence, key: dsse.SigningKey, ledger_index: int) -> by
     """The QR payload the service would print for `licence`, signed by `key`: the claims
     bind the envelope payload by digest and name a ledger index the forger picked."""
     payload = licence.SerializeToString(deterministic=True)
-    claims = lpb.QrClaims(
-        licence_id=licence.licence_id,
-        licence_type_code=licence.licence_type_code,
-        licence_type_name=licence.licence_type_name,
-        licence_number=licence.licence_number,
-        holder=licence.holder,
-        issuer=licence.issuer,
-        issued_at=licence.issued_at,
-        valid_from=licence.valid_from,
-        face_fields=licence.face_fields,
-        credential_payload_digest=crypto_pb2.Digest(
-            algorithm=crypto_pb2.DIGEST_ALGORITHM_SHA256, value=hashlib.sha256(payload).digest()
-        ),
-        ledger_index=ledger_index,
-        version=licence.version,
-    )
-    if licence.HasField("valid_until"):
-        claims.valid_until.CopyFrom(licence.valid_until)
+    claims = credentials.qr_claims(licence, payload, ledger_index)
     return qr.encode_qr(claims, dsse.Signer(key))
 
 

@@ -35,6 +35,8 @@ def test_file_then_flags(tmp_path: Path) -> None:
         ("[server]\nprot = 1\n", "unknown setting"),
         ('[server]\nport = "50051"\n', "must be of type"),
         ("[server]\nport = true\n", "must be of type"),
+        ('[server]\nsigning_worker = "no"\n', "must be true or false"),
+        ("[server]\nsigning_worker = 0\n", "must be true or false"),
         ('[server]\nregion = "31000"\n', "6-digit"),
         ("[server]\nport = 70000\n", "out of range"),
         ("[server]\nmax_message_bytes = 1000\n", "at least 1 MiB"),
@@ -53,6 +55,15 @@ def test_mistakes_are_errors(tmp_path: Path, text: str, message: str) -> None:
     config.write_text(text)
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
         load_settings(config, {})
+
+
+def test_the_signing_worker_is_on_unless_turned_off(tmp_path: Path) -> None:
+    assert ServerSettings().signing_worker is True
+    config = tmp_path / "server.toml"
+    config.write_text("[server]\nsigning_worker = false\n")
+    assert load_settings(config, {}).signing_worker is False
+    assert load_settings(config, {"signing_worker": True}).signing_worker is True  # the flag
+    assert load_settings(config, {"signing_worker": None}).signing_worker is False
 
 
 def test_ipv6_host_is_bracketed() -> None:

@@ -9,6 +9,9 @@ claim it leads to cannot interleave with another caller's:
    result), check the state, sign, build the `LedgerRecord`, derive its index
    writes and submit both — the ledger makes the index writes visible at once;
 4. await durability, then answer with the entry's proof.
+
+Issuance alone may await once more, between its checks and its submit, while the
+signing worker signs; `in_flight` explains how it keeps step 3's guarantee.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from service.region import index
 from service.region.documents import DocumentStore
 from service.region.revocations import LtvSource
 from service.region.sealing import SealingPool
+from service.region.signing_worker import SigningWorker
 from signer import dsse, pki
 from signer.keystore import FileKeyStore
 from verifier.ledger_checks import checkpoint_message
@@ -65,6 +69,7 @@ class RegionContext:
     ca: pki.RegionCA
     keys: FileKeyStore
     clock: Callable[[], datetime] = utc_now
+    signing_worker: SigningWorker | None = None
     sealing_pool: SealingPool | None = None
     document_store: DocumentStore | None = None
     ltv: LtvSource | None = None  # seals are PAdES B-LT when set

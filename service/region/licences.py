@@ -8,7 +8,6 @@ entries its index state points at, so what a caller sees is what was signed.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -38,9 +37,11 @@ from service.region.common import (
     require,
     text_problem,
 )
+from service.region.in_flight import InFlight
 from service.region.sealed_documents import Sealing
 from service.region.seals import Seals
-from signer import catalogue, dsse, identifiers, qr
+from service.region.signing_worker import SigningUnavailable
+from signer import catalogue, credentials, dsse, identifiers
 from signer.identifiers import LicenceId
 
 _SERVICE = "/licenceledger.licence.v1.LicenceService/"
@@ -164,6 +165,8 @@ class Licences:
         self._ctx = ctx
         self._seals = Seals(ctx)
         self._sealing = Sealing(ctx)
+        self._worker = ctx.signing_worker
+        self._in_flight = InFlight()
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -177,6 +180,10 @@ class Licences:
         return department_or_error(self._ctx, caller.subject_id)
 
     def _signer(self, department: registry_pb2.Department, algorithm: int) -> dsse.Signer:
+        return self._ctx.signer(self._signing_key(department, algorithm))
+
+    def _signing_key(self, department: registry_pb2.Department, algorithm: int) -> str:
+        """The key store name of the department's newest usable issuing key."""
         now = self._ctx.clock().timestamp()
         usable = [
             k
@@ -193,8 +200,7 @@ class Licences:
                 "DEPARTMENT_KEY_NOT_ACTIVE",
                 grpc.StatusCode.FAILED_PRECONDITION,
             )
-        key = usable[-1].certificate
-        return self._ctx.signer(department_key_name(department.department_code, key.key_id))
+        return department_key_name(department.department_code, usable[-1].certificate.key_id)
 
     def _state(self, lid: LicenceId) -> index_pb2.LicenceState:
         state = index.read_licence_state(self._ctx.ledger, lid.lineage)
@@ -263,31 +269,8 @@ class Licences:
     ) -> None:
         """Sign `licence` (and its QR form) into `record` as a LicenceVersionIssued."""
         payload = licence.SerializeToString(deterministic=True)
-        claims = lpb.QrClaims(
-            licence_id=licence.licence_id,
-            licence_type_code=licence.licence_type_code,
-            licence_type_name=licence.licence_type_name,
-            licence_number=licence.licence_number,
-            holder=licence.holder,
-            issuer=licence.issuer,
-            issued_at=licence.issued_at,
-            valid_from=licence.valid_from,
-            face_fields=licence.face_fields,
-            credential_payload_digest=crypto_pb2.Digest(
-                algorithm=crypto_pb2.DIGEST_ALGORITHM_SHA256,
-                value=hashlib.sha256(payload).digest(),
-            ),
-            ledger_index=self._ctx.ledger.next_index,
-            version=licence.version,
-        )
-        if licence.HasField("valid_until"):
-            claims.valid_until.CopyFrom(licence.valid_until)
-        change = record.licence_version_issued
-        change.kind = kind  # type: ignore[assignment]
-        change.envelope = signer.envelope(dsse.LICENCE_PAYLOAD_TYPE, payload)
-        change.qr_payload = qr.encode_qr(claims, signer)
-        change.reason = reason
-        change.key_id = signer.keyid
+        signed = credentials.sign_credential(signer, payload, self._ctx.ledger.next_index, licence)
+        _fill_version(record, kind, signed, reason, signer.keyid)
 
     async def _replayed_credential(
         self, caller: Caller, prior: int, want_pdf: bool
@@ -325,7 +308,6 @@ class Licences:
     async def issue(
         self, caller: Caller, request: pb.IssueLicenceRequest
     ) -> pb.IssueLicenceResponse:
-        ctx = self._ctx
         check_request_id(request.request_id)
         if request.predecessor_licence_id:
             raise unimplemented("licence transfer between regions (predecessor_licence_id)")
@@ -333,15 +315,40 @@ class Licences:
         check_holder(request.holder)
         digest = request_digest(_SERVICE + "IssueLicence", request)
         who = actor(caller)
-        await ctx.ledger.wait_for_room()
-        # Synchronous from here to submit.
+        # Signed by the worker, else (or when its prediction fails) in process.
+        offload = self._worker is not None and self._worker.available
+        while True:
+            response = await self._issue(caller, request, digest, who, offload=offload)
+            if response is not None:
+                return response
+            offload = False
+
+    async def _issue(
+        self,
+        caller: Caller,
+        request: pb.IssueLicenceRequest,
+        digest: bytes,
+        who: str,
+        *,
+        offload: bool,
+    ) -> pb.IssueLicenceResponse | None:
+        """The issuance, or None when the worker could not sign it as predicted."""
+        ctx = self._ctx
+        type_code = request.licence_type_code
+        held = (("request", who, request.request_id), ("number", type_code, request.licence_number))
+        while True:
+            await ctx.ledger.wait_for_room()
+            busy = self._in_flight.conflict(*held)
+            if busy is None:
+                break
+            await busy
+        # Synchronous from here to submit, or to the signing worker (see `in_flight`).
         prior = prior_request(ctx, who, request.request_id, digest)
         if prior is not None:
             return pb.IssueLicenceResponse(
                 credential=await self._replayed_credential(caller, prior, request.want_pdf)
             )
         department = self._department(caller, request.department_code)
-        type_code = request.licence_type_code
         if type_code not in department.authorized_licence_type_codes:
             raise ServiceError(
                 f"department {department.department_code} is not authorised for licence type "
@@ -371,31 +378,60 @@ class Licences:
                 "LICENCE_NUMBER_ALREADY_ISSUED",
                 grpc.StatusCode.ALREADY_EXISTS,
             )
-        signer = self._signer(department, request.signature_algorithm)
-        serial = index.last_serial(ctx.ledger, type_code, department.department_code) + 1
-        lid = LicenceId(type_code, department.department_code, serial, 1)
-        licence = lpb.Licence(
-            licence_id=lid.text,
-            licence_type_code=type_code,
-            licence_type_name=licence_type.name,
-            licence_number=request.licence_number,
-            holder=request.holder,
-            issuer=lpb.Issuer(
-                department_code=department.department_code,
-                department_name=department.name,
-                region_code=department.region_code,
-            ),
-            issued_at=record.recorded_at,
-            valid_from=valid_from,
-            face_fields=request.face_fields,
-            version=1,
-            status=VALID,
-        )
-        if valid_until is not None:
-            licence.valid_until.CopyFrom(valid_until)
-        self._sign_version(signer, licence, record, lpb.LICENCE_VERSION_KIND_ISSUED, "")
-        at = ctx.ledger.next_index
-        at = await ctx.record(record, index.derive(record, at, ctx.ledger, licence=licence))
+        key_name = self._signing_key(department, request.signature_algorithm)
+        signer = self._ctx.signer(key_name)
+        serial_key = (type_code, department.department_code)
+        ticket = self._in_flight.enter(ctx.ledger, held, serial_key) if offload else None
+        recorded = False
+        try:
+            at = ticket.ledger_index if ticket else ctx.ledger.next_index
+            serial = index.last_serial(ctx.ledger, *serial_key) + 1
+            lid = LicenceId(
+                type_code,
+                department.department_code,
+                serial + (ticket.serials_ahead if ticket else 0),
+                1,
+            )
+            licence = lpb.Licence(
+                licence_id=lid.text,
+                licence_type_code=type_code,
+                licence_type_name=licence_type.name,
+                licence_number=request.licence_number,
+                holder=request.holder,
+                issuer=lpb.Issuer(
+                    department_code=department.department_code,
+                    department_name=department.name,
+                    region_code=department.region_code,
+                ),
+                issued_at=record.recorded_at,
+                valid_from=valid_from,
+                face_fields=request.face_fields,
+                version=1,
+                status=VALID,
+            )
+            if valid_until is not None:
+                licence.valid_until.CopyFrom(valid_until)
+            payload = licence.SerializeToString(deterministic=True)
+            if ticket is None:
+                signed = credentials.sign_credential(signer, payload, at, licence)
+            else:
+                assert self._worker is not None  # noqa: S101 — offload implies a worker
+                try:
+                    signed = await self._worker.sign(key_name, payload, at)
+                except SigningUnavailable:
+                    return None
+                if not self._in_flight.holds(ticket, ctx.ledger) or not ctx.ledger.has_room:
+                    return None
+            _fill_version(record, lpb.LICENCE_VERSION_KIND_ISSUED, signed, "", signer.keyid)
+            submission = ctx.ledger.submit(
+                [record.SerializeToString(deterministic=True)],
+                index.derive(record, at, ctx.ledger, licence=licence),
+            )
+            recorded = True
+        finally:
+            if ticket is not None:
+                self._in_flight.leave(ticket, recorded=recorded)
+        at = await submission.done
         credential = self._credential(licence, record, at, signer.algorithm)
         if seal is not None:
             await self._add_pdf(caller, credential, seal)
@@ -734,3 +770,18 @@ def _algorithm_of_key(
         if key.certificate.key_id == key_id:
             return key.certificate.algorithm
     return crypto_pb2.SIGNATURE_ALGORITHM_UNSPECIFIED
+
+
+def _fill_version(
+    record: record_pb2.LedgerRecord,
+    kind: int,
+    signed: credentials.SignedCredential,
+    reason: str,
+    key_id: str,
+) -> None:
+    change = record.licence_version_issued
+    change.kind = kind  # type: ignore[assignment]
+    change.envelope = signed.envelope
+    change.qr_payload = signed.qr_payload
+    change.reason = reason
+    change.key_id = key_id

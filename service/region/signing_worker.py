@@ -1,0 +1,262 @@
+"""Licence credentials signed in a process of their own, beside the event loop.
+
+Issuing a licence signs twice (its DSSE envelope and its QR code) and encodes the QR
+form: about a quarter of the event loop's time per issuance, and the event loop is
+the service's one bottleneck. A child process (`python -m
+service.region.signing_worker KEYS_DIR`) does that work instead, on the other core.
+
+The exchange is a pipe of length-prefixed frames: the passphrase first, then batches
+of jobs, each answered by one frame of results in the same order. One batch is out
+at a time; the jobs that come meanwhile make the next one. The pipes are the event
+loop's own non-blocking transports: a thread would wait for the GIL, which a busy
+event loop hands over only every switch interval (5 ms).
+
+The worker is an optimisation, never a dependency: until it says it is ready, after
+it dies, or for any job it cannot do, `sign` raises `SigningUnavailable` and the
+caller signs in process. It is spawned, not forked, so it inherits no RocksDB handle,
+gRPC thread or lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+from collections import deque
+from pathlib import Path
+from typing import IO, cast
+
+from signer import dsse
+from signer.credentials import SignedCredential, sign_credential
+from signer.keystore import FileKeyStore
+
+log = logging.getLogger(__name__)
+
+_MODULE = "service.region.signing_worker"
+_LENGTH = struct.Struct(">I")
+_READY = b"ready"
+# A job: the key store name of the department key, the licence payload and the ledger
+# index its QR claims name. A result: the signed forms, or None when the worker could
+# not sign it (the caller then signs it itself and reports whatever fails).
+Job = tuple[str, bytes, int]
+# A batch goes at most this often (seconds): a lone job goes at once, a stream of them
+# in batches of a few, each one write and one read of the pipe instead of several.
+FLUSH_INTERVAL = 0.002
+Result = SignedCredential | None
+
+
+class SigningUnavailable(Exception):
+    """The worker cannot sign this credential: sign it in process."""
+
+
+def _frame(data: bytes) -> bytes:
+    return _LENGTH.pack(len(data)) + data
+
+
+def _write_frame(stream: IO[bytes], data: bytes) -> None:
+    stream.write(_frame(data))
+    stream.flush()
+
+
+def _read_frame(stream: IO[bytes]) -> bytes | None:
+    header = stream.read(_LENGTH.size)
+    if len(header) < _LENGTH.size:
+        return None
+    (length,) = _LENGTH.unpack(header)
+    data = stream.read(length)
+    return data if len(data) == length else None
+
+
+# -- the parent's side -----------------------------------------------------------------
+
+
+class SigningWorker:
+    """The signing process, talked to through the event loop's own pipe transports."""
+
+    def __init__(self, keys_dir: Path, passphrase: bytes, *, max_waiting: int = 4096) -> None:
+        self._keys_dir = keys_dir
+        self._passphrase = passphrase
+        self._max_waiting = max_waiting
+        self._transport: asyncio.SubprocessTransport | None = None
+        self._stdin: asyncio.WriteTransport | None = None
+        self._exited: asyncio.Future[None] | None = None
+        self._batch: list[Job] = []
+        # Callers in the order their jobs were sent: results come back in that order.
+        self._waiting: deque[asyncio.Future[SignedCredential]] = deque()
+        # One batch at a time, and at most one per FLUSH_INTERVAL: jobs that come
+        # meanwhile wait for the next one.
+        self._unanswered = False
+        self._flush_at: float | None = None
+        self._flushed_at = float("-inf")
+        self._ready = False
+        self._gone = False
+
+    @property
+    def pid(self) -> int | None:
+        return self._transport.get_pid() if self._transport is not None else None
+
+    @property
+    def available(self) -> bool:
+        return self._ready and not self._gone
+
+    async def start(self) -> None:
+        """Spawn the worker; it is used once it has opened the key store."""
+        loop = asyncio.get_running_loop()
+        self._exited = loop.create_future()
+        self._transport, _ = await loop.subprocess_exec(
+            lambda: _Pipes(self),
+            sys.executable,
+            "-m",
+            _MODULE,
+            str(self._keys_dir),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,
+            # Its own session: a ^C at the terminal reaches the server, which closes
+            # the pipe; the worker ends when it reads the end of its input.
+            start_new_session=True,
+        )
+        self._stdin = cast(asyncio.WriteTransport, self._transport.get_pipe_transport(0))
+        self._stdin.write(_frame(self._passphrase))
+
+    async def sign(self, key_name: str, payload: bytes, ledger_index: int) -> SignedCredential:
+        """The licence's envelope and QR payload, signed by the worker."""
+        if not self.available or len(self._waiting) >= self._max_waiting:
+            raise SigningUnavailable("the signing worker is not available")
+        done: asyncio.Future[SignedCredential] = asyncio.get_running_loop().create_future()
+        self._batch.append((key_name, payload, ledger_index))
+        self._waiting.append(done)
+        self._schedule_flush()
+        return await done
+
+    async def aclose(self) -> None:
+        self._gone = True
+        self._lost()
+        if self._transport is None or self._exited is None:
+            return
+        if self._stdin is not None:
+            self._stdin.close()  # the worker reads the end of its input and exits
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._exited), 5)
+        self._transport.close()  # kills it if it has not exited
+
+    def _schedule_flush(self) -> None:
+        if self._unanswered or self._flush_at is not None:
+            return  # _received or the scheduled flush takes this job along
+        loop = asyncio.get_running_loop()
+        self._flush_at = max(loop.time(), self._flushed_at + FLUSH_INTERVAL)
+        loop.call_at(self._flush_at, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_at = None
+        if not self._batch or self._gone or self._stdin is None:
+            return
+        batch, self._batch = self._batch, []
+        self._unanswered = True
+        self._flushed_at = asyncio.get_running_loop().time()
+        self._stdin.write(_frame(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)))
+
+    def _received(self, frame: bytes) -> None:
+        if not self._ready:
+            self._ready = frame == _READY and not self._gone
+            return
+        results: list[Result] = pickle.loads(frame)  # noqa: S301 — our child's own frames
+        for result in results:
+            done = self._waiting.popleft()
+            if done.done():  # its caller was cancelled
+                continue
+            if result is None:
+                done.set_exception(SigningUnavailable("the signing worker could not sign it"))
+            else:
+                done.set_result(result)
+        # The jobs that came while the worker was busy go as the next batch.
+        self._unanswered = False
+        if self._batch:
+            self._schedule_flush()
+
+    def _lost(self) -> None:
+        if self._ready and not self._gone:
+            log.warning("the signing worker has stopped; credentials are signed in process")
+        self._ready, self._gone = False, True
+        self._batch.clear()
+        while self._waiting:
+            done = self._waiting.popleft()
+            if not done.done():
+                done.set_exception(SigningUnavailable("the signing worker has stopped"))
+
+    def _process_exited(self) -> None:
+        self._lost()
+        if self._exited is not None and not self._exited.done():
+            self._exited.set_result(None)
+
+
+class _Pipes(asyncio.SubprocessProtocol):
+    def __init__(self, worker: SigningWorker) -> None:
+        self._worker = worker
+        self._buffer = bytearray()
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        buffer = self._buffer
+        buffer += data if isinstance(data, bytes) else data.encode()
+        while len(buffer) >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(buffer)
+            end = _LENGTH.size + length
+            if len(buffer) < end:
+                return
+            frame = bytes(buffer[_LENGTH.size : end])
+            del buffer[:end]
+            self._worker._received(frame)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self._worker._lost()
+
+    def process_exited(self) -> None:
+        self._worker._process_exited()
+
+
+# -- the worker process ------------------------------------------------------------------
+
+
+class _Signers:
+    def __init__(self, keys: FileKeyStore) -> None:
+        self._keys = keys
+        self._signers: dict[str, dsse.Signer] = {}
+
+    def sign(self, job: Job) -> Result:
+        key_name, payload, ledger_index = job
+        try:
+            signer = self._signers.get(key_name)
+            if signer is None:
+                key = self._keys.load(key_name)
+                signer = self._signers[key_name] = dsse.Signer(key)
+            return sign_credential(signer, payload, ledger_index)
+        except Exception:  # the parent signs it itself and reports what fails
+            return None
+
+
+def main(argv: list[str]) -> int:
+    # ^C and SIGTERM are for the server: it closes the pipe, and the worker then ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    # Nothing else may write to the frames' stream.
+    sys.stdout = sys.stderr
+    passphrase = _read_frame(stdin)
+    if passphrase is None or len(argv) != 1:
+        return 2
+    signers = _Signers(FileKeyStore(Path(argv[0]), passphrase))
+    _write_frame(stdout, _READY)
+    while (frame := _read_frame(stdin)) is not None:
+        jobs: list[Job] = pickle.loads(frame)  # noqa: S301 — our parent's own frames
+        results = [signers.sign(job) for job in jobs]
+        _write_frame(stdout, pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
