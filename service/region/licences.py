@@ -315,8 +315,10 @@ class Licences:
         check_holder(request.holder)
         digest = request_digest(_SERVICE + "IssueLicence", request)
         who = actor(caller)
-        # Signed by the worker, else (or when its prediction fails) in process.
-        offload = self._worker is not None and self._worker.available
+        # Signed by the worker, else (or when its prediction fails) in process. With a
+        # PDF the PDF workers keep both cores busy, and the event loop is not what
+        # limits: signing there saves nothing and takes CPU from them.
+        offload = self._worker is not None and self._worker.available and not request.want_pdf
         while True:
             response = await self._issue(caller, request, digest, who, offload=offload)
             if response is not None:
