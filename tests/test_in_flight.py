@@ -499,10 +499,23 @@ def test_concurrent_duplicates(tmp_path: Path, spy: Spy) -> None:
             rivals = [request(n, "one") for n in range(10)]
             for rival in rivals:
                 rival.request_id += "-rival"
-            calls = [running.licences.IssueLicence(r, timeout=30) for r in retried * 2]
-            calls += [running.licences.IssueLicence(r, timeout=30) for r in clashing + rivals]
-            async with asyncio.timeout(30):
-                replies = await asyncio.gather(*calls, return_exceptions=True)
+            worker = running.server.signing_worker
+            assert worker is not None
+            pid = worker.pid
+            assert pid is not None
+            # Paused, the worker keeps the first of each pair in flight until the second
+            # has come and found it there.
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                calls = [running.licences.IssueLicence(r, timeout=30) for r in retried * 2]
+                calls += [running.licences.IssueLicence(r, timeout=30) for r in clashing + rivals]
+                async with asyncio.timeout(30):
+                    gathered = asyncio.gather(*calls, return_exceptions=True)
+                    await eventually(lambda: spy.waited > 0, 20)
+                    os.kill(pid, signal.SIGCONT)
+                    replies = await gathered
+            finally:
+                os.kill(pid, signal.SIGCONT)
             twice, numbered = replies[:20], replies[20:]
             credentials: dict[str, lpb.LicenceCredential] = {}
             for n, issue in enumerate(retried):

@@ -98,8 +98,12 @@ async def eventually(condition: Callable[[], bool], seconds: float) -> None:
         await asyncio.sleep(0.01)
 
 
-async def ready_worker(keys: Keys, **options: int) -> SigningWorker:
-    worker = SigningWorker(keys.directory, PASSPHRASE, **options)
+async def ready_worker(
+    keys: Keys, *, max_waiting: int = 4096, answer_timeout: float = 10.0
+) -> SigningWorker:
+    worker = SigningWorker(
+        keys.directory, PASSPHRASE, max_waiting=max_waiting, answer_timeout=answer_timeout
+    )
     await worker.start()
     await eventually(lambda: worker.available, READY_SECONDS)
     return worker
@@ -360,6 +364,32 @@ def test_killed_right_before_a_job(keys: Keys) -> None:
             assert not worker.available
             with pytest.raises(SigningUnavailable):
                 await worker.sign(P256, licence_payload(1), 1)
+            await worker.aclose()
+
+    asyncio.run(go())
+
+
+def test_a_worker_that_stops_answering_is_stopped_and_its_callers_told(keys: Keys) -> None:
+    async def go() -> None:
+        worker = await ready_worker(keys, answer_timeout=2)
+        pid = worker.pid
+        assert pid is not None
+        try:
+            # Each key's first job decrypts it, which is slow on a loaded machine.
+            for n, name in enumerate((P256, ED25519)):
+                assert isinstance(await worker.sign(name, licence_payload(n), n), SignedCredential)
+            os.kill(pid, signal.SIGSTOP)  # alive, but answering nothing
+            started = time.monotonic()
+            async with asyncio.timeout(TIMEOUT_SECONDS):
+                outcomes = await asyncio.gather(
+                    *(worker.sign(ED25519, licence_payload(n), n) for n in range(2, 5)),
+                    return_exceptions=True,
+                )
+            assert all(isinstance(o, SigningUnavailable) for o in outcomes), outcomes
+            assert time.monotonic() - started >= 2
+            assert not worker.available
+            await eventually(lambda: process_gone(pid), 5)  # killed, not left stopped
+        finally:
             await worker.aclose()
 
     asyncio.run(go())

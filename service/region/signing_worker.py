@@ -78,10 +78,21 @@ def _read_frame(stream: IO[bytes]) -> bytes | None:
 class SigningWorker:
     """The signing process, talked to through the event loop's own pipe transports."""
 
-    def __init__(self, keys_dir: Path, passphrase: bytes, *, max_waiting: int = 4096) -> None:
+    def __init__(
+        self,
+        keys_dir: Path,
+        passphrase: bytes,
+        *,
+        max_waiting: int = 4096,
+        answer_timeout: float = 10.0,
+    ) -> None:
         self._keys_dir = keys_dir
         self._passphrase = passphrase
         self._max_waiting = max_waiting
+        # A batch unanswered this long (seconds) means a stuck worker: it is stopped
+        # and its callers sign in process, rather than wait for ever.
+        self._answer_timeout = answer_timeout
+        self._overdue: asyncio.TimerHandle | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._stdin: asyncio.WriteTransport | None = None
         self._batch: list[Job] = []
@@ -159,13 +170,18 @@ class SigningWorker:
             return
         batch, self._batch = self._batch, []
         self._unanswered = True
-        self._flushed_at = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        self._flushed_at = loop.time()
+        self._overdue = loop.call_later(self._answer_timeout, self._stuck)
         self._stdin.write(_frame(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)))
 
     def _received(self, frame: bytes) -> None:
         if not self._ready:
             self._ready = frame == _READY and not self._gone
             return
+        if self._overdue is not None:
+            self._overdue.cancel()
+            self._overdue = None
         results: list[Result] = pickle.loads(frame)  # noqa: S301 — our child's own frames
         for result in results:
             done = self._waiting.popleft()
@@ -180,7 +196,19 @@ class SigningWorker:
         if self._batch:
             self._schedule_flush()
 
+    def _stuck(self) -> None:
+        log.warning(
+            "the signing worker has not answered for %.0f s; stopping it", self._answer_timeout
+        )
+        if self._process is not None:
+            self._process.kill()
+        self._lost()
+        self._reap()
+
     def _lost(self) -> None:
+        if self._overdue is not None:
+            self._overdue.cancel()
+            self._overdue = None
         if self._ready and not self._gone:
             log.warning("the signing worker has stopped; credentials are signed in process")
         self._ready, self._gone = False, True
@@ -192,8 +220,12 @@ class SigningWorker:
 
     def _ended(self) -> None:
         self._lost()
-        if self._process is not None:
-            self._process.poll()  # reap it if it has exited; aclose waits for it
+        self._reap()
+
+    def _reap(self, tries: int = 100) -> None:
+        """Collect the exit status of a worker that is ending, so no zombie is left."""
+        if self._process is not None and self._process.poll() is None and tries > 0:
+            asyncio.get_running_loop().call_later(0.05, self._reap, tries - 1)
 
 
 class _Pipe(asyncio.Protocol):
