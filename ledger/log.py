@@ -191,7 +191,7 @@ class Ledger(LedgerReader):
         # waits for room in the queue.
         self._admit()
         try:
-            while len(self._queue) >= self.settings.max_queued_appends:
+            while not self.has_room:
                 self._space.clear()
                 await self._space.wait()
                 self._check_no_failure()
@@ -209,7 +209,7 @@ class Ledger(LedgerReader):
         """
         self._check_entries(entries)
         self._start_writer()
-        if len(self._queue) >= self.settings.max_queued_appends:
+        if not self.has_room:
             raise LedgerBusyError("the append queue is full; wait for room")
         self._admit()
         return self._enqueue(entries, index)
@@ -239,7 +239,7 @@ class Ledger(LedgerReader):
         """Return once `submit` can accept (raises if the ledger is closed)."""
         while True:
             self._start_writer()
-            if len(self._queue) < self.settings.max_queued_appends:
+            if self.has_room:
                 return
             self._space.clear()
             await self._space.wait()

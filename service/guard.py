@@ -76,7 +76,7 @@ class GuardedServer(grpc.aio.Server):
         self._server.add_registered_method_handlers(
             service_name,
             {
-                name: self._guard(f"/{service_name}/{name}", handler)
+                name: self.guard(f"/{service_name}/{name}", handler)
                 for name, handler in method_handlers.items()
             },
         )
@@ -96,7 +96,8 @@ class GuardedServer(grpc.aio.Server):
     async def wait_for_termination(self, timeout: float | None = None) -> bool:
         return await self._server.wait_for_termination(timeout)
 
-    def _guard(self, method: str, handler: Handler) -> Handler:
+    def guard(self, method: str, handler: Handler) -> Handler:
+        """`handler` inside the guard: authorize `method`'s caller, translate errors."""
         authorize = self._authorizer.authorize
 
         def enter(context: grpc.aio.ServicerContext[Any, Any]) -> None:
@@ -164,5 +165,5 @@ class _GuardedHandlers(grpc.GenericRpcHandler):
         method = handler_call_details.method
         cached = self._guarded.get(method)
         if cached is None or cached[0] is not handler:  # never another handler's guard
-            cached = self._guarded[method] = (handler, self._guard._guard(method, handler))
+            cached = self._guarded[method] = (handler, self._guard.guard(method, handler))
         return cached[1]
