@@ -19,7 +19,7 @@ from bench.verify import (
     measure_credential_verification,
     measure_pdf_verification,
 )
-from service.server import EVENT_LOOP, run_event_loop
+from service.event_loop import EVENT_LOOP, run_event_loop
 
 APPEND_GOAL = 20_000.0  # appends/s
 PROOF_GOAL_US = 200.0

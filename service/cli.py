@@ -254,6 +254,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             "log_level": args.log_level,
             "pdf_workers": args.pdf_workers,
             "signing_worker": args.signing_worker,
+            "front_processes": args.front_processes,
             "timestamp_url": args.timestamp_url,
             "timestamp_roots": args.timestamp_roots,
             "revocation_data": args.revocation_data,
@@ -306,6 +307,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (INFO)")
     p.add_argument(
         "--pdf-workers", type=int, help="processes rendering and sealing PDFs (one per core)"
+    )
+    p.add_argument(
+        "--front-processes",
+        type=int,
+        help="processes serving gRPC in front of the ledger's process; 0: in it (1)",
     )
     p.add_argument(
         "--signing-worker",

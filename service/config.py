@@ -9,6 +9,7 @@ typo cannot silently leave a production setting at its default.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ class ServerSettings:
     pdf_workers: int = 0
     # A process beside the event loop that signs issued licences (envelope, QR code).
     signing_worker: bool = True
+    # Processes that serve gRPC (TLS, HTTP/2) and forward calls to the region process,
+    # whose event loop then runs only the calls themselves; 0: it serves gRPC itself.
+    front_processes: int = 1 if os.name == "posix" else 0
     # RFC 3161 timestamp authority for PAdES B-T seals; empty: B-B, no timestamp.
     timestamp_url: str = ""
     # PEM file of the roots the timestamp authority's certificates chain to: seals
@@ -57,6 +61,10 @@ class ServerSettings:
             raise ConfigError("shutdown_grace_seconds must not be negative")
         if not 0 <= self.pdf_workers <= 64:
             raise ConfigError("pdf_workers must be 0 (one per core) to 64")
+        if not 0 <= self.front_processes <= 64:
+            raise ConfigError("front_processes must be 0 (gRPC in the region process) to 64")
+        if self.front_processes and os.name != "posix":
+            raise ConfigError("front_processes needs a POSIX system; set it to 0")
         if self.timestamp_url and not self.timestamp_url.startswith(("http://", "https://")):
             raise ConfigError("timestamp_url must be an http:// or https:// URL")
         if self.timestamp_roots and not self.timestamp_url:

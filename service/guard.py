@@ -56,45 +56,70 @@ class GuardedServer(grpc.aio.Server):
     The guard goes around each handler once, when it is registered, rather than in a
     server interceptor, which grpc.aio runs as a chain of coroutines on every call.
     Methods nobody registered are answered UNIMPLEMENTED by gRPC, as before.
+
+    Without a grpc.aio server it only collects the guarded handlers: the front-end
+    processes (`service.front`) then receive the calls, and `handler` finds the one
+    each forwarded call runs.
     """
 
-    def __init__(self, server: grpc.aio.Server, authorizer: Authorizer) -> None:
+    def __init__(self, authorizer: Authorizer, server: grpc.aio.Server | None = None) -> None:
         self._server = server
         self._authorizer = authorizer
+        self._methods: dict[str, Handler] = {}
+        self._generic: list[_GuardedHandlers] = []
+
+    def handler(self, method: str) -> Handler | None:
+        """The guarded handler of `method` ("/package.Service/Method"), if registered."""
+        found = self._methods.get(method)
+        if found is not None:
+            return found
+        details = _CallDetails(method)
+        for generic in self._generic:
+            found = generic.service(details)
+            if found is not None:
+                return found
+        return None
 
     def add_generic_rpc_handlers(
         self, generic_rpc_handlers: Iterable[grpc.GenericRpcHandler]
     ) -> None:
-        self._server.add_generic_rpc_handlers(
-            tuple(_GuardedHandlers(h, self) for h in generic_rpc_handlers)
-        )
+        guarded = tuple(_GuardedHandlers(h, self) for h in generic_rpc_handlers)
+        self._generic.extend(guarded)
+        if self._server is not None:
+            self._server.add_generic_rpc_handlers(guarded)
 
     def add_registered_method_handlers(
         self, service_name: str, method_handlers: Mapping[str, Handler]
     ) -> None:
-        # Generated code registers each service this way as well (a faster lookup).
-        self._server.add_registered_method_handlers(
-            service_name,
-            {
-                name: self.guard(f"/{service_name}/{name}", handler)
-                for name, handler in method_handlers.items()
-            },
-        )
+        guarded = {
+            name: self.guard(f"/{service_name}/{name}", handler)
+            for name, handler in method_handlers.items()
+        }
+        self._methods.update({f"/{service_name}/{name}": h for name, h in guarded.items()})
+        if self._server is not None:
+            # Generated code registers each service this way as well (a faster lookup).
+            self._server.add_registered_method_handlers(service_name, guarded)
+
+    @property
+    def _serving(self) -> grpc.aio.Server:
+        if self._server is None:
+            raise RuntimeError("this guard has no grpc.aio server: front ends serve the calls")
+        return self._server
 
     def add_insecure_port(self, address: str) -> int:
-        return self._server.add_insecure_port(address)
+        return self._serving.add_insecure_port(address)
 
     def add_secure_port(self, address: str, server_credentials: grpc.ServerCredentials) -> int:
-        return self._server.add_secure_port(address, server_credentials)
+        return self._serving.add_secure_port(address, server_credentials)
 
     async def start(self) -> None:
-        await self._server.start()
+        await self._serving.start()
 
     async def stop(self, grace: float | None) -> None:
-        await self._server.stop(grace)
+        await self._serving.stop(grace)
 
     async def wait_for_termination(self, timeout: float | None = None) -> bool:
-        return await self._server.wait_for_termination(timeout)
+        return await self._serving.wait_for_termination(timeout)
 
     def guard(self, method: str, handler: Handler) -> Handler:
         """`handler` inside the guard: authorize `method`'s caller, translate errors."""
@@ -167,3 +192,9 @@ class _GuardedHandlers(grpc.GenericRpcHandler):
         if cached is None or cached[0] is not handler:  # never another handler's guard
             cached = self._guarded[method] = (handler, self._guard.guard(method, handler))
         return cached[1]
+
+
+class _CallDetails(grpc.HandlerCallDetails):
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.invocation_metadata = ()

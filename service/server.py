@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib.util
 import logging
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from google.protobuf import message_factory
@@ -36,6 +35,9 @@ from service.bootstrap import Region, bootstrap, is_bootstrapped, load_region
 from service.config import ConfigError, ServerSettings
 from service.datadir import DataDir
 from service.errors import unimplemented
+from service.event_loop import run_event_loop
+from service.front.protocol import FrontEndConfig
+from service.front.supervisor import FrontEnds
 from service.guard import GuardedServer
 from service.ledger_api import LedgerServicer
 from service.licence_api import LicenceServicer
@@ -56,9 +58,6 @@ from signer.keystore import FileKeyStore
 from verifier.verifier import Verifier
 
 log = logging.getLogger("licence_ledger.server")
-T = TypeVar("T")
-# uvloop is not built for Windows; the service runs on asyncio's own loop there.
-EVENT_LOOP = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
 
 LEDGER = ledger_service_pb2.DESCRIPTOR.services_by_name["LedgerService"]
 SERVING: tuple[ServiceDescriptor, ...] = (
@@ -156,9 +155,12 @@ class RegionServer:
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
         ]
+        fronted = settings.front_processes > 0
         # Every handler registered on it runs inside the guard (authorization, errors).
+        # With front ends, this process serves no gRPC: they forward each call to it.
         self.server = GuardedServer(
-            grpc.aio.server(options=options), RegionAuthorizer(region.ca.certificate)
+            RegionAuthorizer(region.ca.certificate),
+            None if fronted else grpc.aio.server(options=options),
         )
         ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server(
             LedgerServicer(ledger), self.server
@@ -191,9 +193,32 @@ class RegionServer:
         self.server.add_generic_rpc_handlers(
             tuple(_planned_handler(s, capability) for s, capability in PLANNED)
         )
+        names = [*(s.full_name for s in SERVING), *(s.full_name for s, _ in PLANNED)]
+        self._service_names = names
+        self.health: health.aio.HealthServicer | None = None
+        self.front_ends: FrontEnds | None = None
+        if fronted:
+            config = FrontEndConfig(
+                address=settings.address,
+                mtls_address=settings.mtls_address,
+                server_key_pem=region.server_key_pem,
+                server_certificate_pem=region.server_certificate_pem,
+                ca_pem=region.ca_pem,
+                max_message_bytes=settings.max_message_bytes,
+                methods={
+                    f"/{service.full_name}/{method.name}": method.server_streaming
+                    for service in (*SERVING, *(s for s, _ in PLANNED))
+                    for method in service.methods
+                },
+                serving=tuple(s.full_name for s in SERVING),
+                planned=tuple(s.full_name for s, _ in PLANNED),
+                log_level=settings.log_level,
+            )
+            self.front_ends = FrontEnds(config, self.server, settings.front_processes)
+            self.port = self.mtls_port = 0  # the front ends' ports, once they listen
+            return
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        names = [*(s.full_name for s in SERVING), *(s.full_name for s, _ in PLANNED)]
         reflection.enable_server_reflection(
             [
                 *names,
@@ -202,7 +227,6 @@ class RegionServer:
             ],
             self.server,
         )
-        self._service_names = names
         identity = [(region.server_key_pem, region.server_certificate_pem)]
         self.port = self.server.add_secure_port(
             settings.address, grpc.ssl_server_credentials(identity)
@@ -218,18 +242,31 @@ class RegionServer:
         if self.signing_worker is not None:
             # Ready in about a second; issuance signs in process until then.
             await self.signing_worker.start()
-        await self.server.start()
+        if self.front_ends is not None:
+            await self.front_ends.start()
+            self.port, self.mtls_port = self.front_ends.port, self.front_ends.mtls_port
+        else:
+            await self.server.start()
+            await self._set_health(self.health)
         _settle_garbage_collection()
+
+    async def _set_health(self, servicer: health.aio.HealthServicer | None) -> None:
+        assert servicer is not None  # noqa: S101 — served in this process
         for name in ("", *(s.full_name for s in SERVING)):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         for name in self._service_names[len(SERVING) :]:
             # Reachable, but every call answers UNIMPLEMENTED until the capability lands.
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            await servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     async def stop(self) -> None:
         """Stop accepting calls, let in-flight ones finish, then flush the ledger."""
-        await self.health.enter_graceful_shutdown()
-        await self.server.stop(self.settings.shutdown_grace_seconds)
+        grace = self.settings.shutdown_grace_seconds
+        if self.front_ends is not None:
+            await self.front_ends.stop(grace)
+        else:
+            assert self.health is not None  # noqa: S101 — served in this process
+            await self.health.enter_graceful_shutdown()
+            await self.server.stop(grace)
         await self.ledger.aclose()
         if self.signing_worker is not None:
             await self.signing_worker.aclose()
@@ -298,14 +335,3 @@ def serve(settings: ServerSettings) -> int:
 
     run_event_loop(run(settings, out))
     return 0
-
-
-def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
-    """Run `main` on the service's event loop (`EVENT_LOOP`): uvloop's (libuv) where it
-    is installed, else asyncio's own. grpc.aio runs on any asyncio loop, and every call
-    passes through the loop several times: uvloop serves about 10% more calls/s."""
-    if EVENT_LOOP == "uvloop":
-        import uvloop
-
-        return uvloop.run(main)
-    return asyncio.run(main)

@@ -24,13 +24,12 @@ import logging
 import os
 import pickle
 import signal
-import struct
 import subprocess
 import sys
 from collections import deque
 from pathlib import Path
-from typing import IO
 
+from service.frames import FrameReader, frame, read_frame, write_frame
 from signer import dsse
 from signer.credentials import SignedCredential, sign_credential
 from signer.keystore import FileKeyStore
@@ -38,7 +37,6 @@ from signer.keystore import FileKeyStore
 log = logging.getLogger(__name__)
 
 _MODULE = "service.region.signing_worker"
-_LENGTH = struct.Struct(">I")
 _READY = b"ready"
 # A job: the key store name of the department key, the licence payload and the ledger
 # index its QR claims name. A result: the signed forms, or None when the worker could
@@ -52,24 +50,6 @@ Result = SignedCredential | None
 
 class SigningUnavailable(Exception):
     """The worker cannot sign this credential: sign it in process."""
-
-
-def _frame(data: bytes) -> bytes:
-    return _LENGTH.pack(len(data)) + data
-
-
-def _write_frame(stream: IO[bytes], data: bytes) -> None:
-    stream.write(_frame(data))
-    stream.flush()
-
-
-def _read_frame(stream: IO[bytes]) -> bytes | None:
-    header = stream.read(_LENGTH.size)
-    if len(header) < _LENGTH.size:
-        return None
-    (length,) = _LENGTH.unpack(header)
-    data = stream.read(length)
-    return data if len(data) == length else None
 
 
 # -- the parent's side -----------------------------------------------------------------
@@ -129,8 +109,10 @@ class SigningWorker:
             start_new_session=True,
         )
         self._stdin, _ = await loop.connect_write_pipe(asyncio.Protocol, process.stdin)
-        await loop.connect_read_pipe(lambda: _Pipe(self), process.stdout)
-        self._stdin.write(_frame(self._passphrase))
+        await loop.connect_read_pipe(
+            lambda: FrameReader(self._received, self._ended), process.stdout
+        )
+        self._stdin.write(frame(self._passphrase))
 
     async def sign(self, key_name: str, payload: bytes, ledger_index: int) -> SignedCredential:
         """The licence's envelope and QR payload, signed by the worker."""
@@ -173,16 +155,16 @@ class SigningWorker:
         loop = asyncio.get_running_loop()
         self._flushed_at = loop.time()
         self._overdue = loop.call_later(self._answer_timeout, self._stuck)
-        self._stdin.write(_frame(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)))
+        self._stdin.write(frame(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)))
 
-    def _received(self, frame: bytes) -> None:
+    def _received(self, data: bytes) -> None:
         if not self._ready:
-            self._ready = frame == _READY and not self._gone
+            self._ready = data == _READY and not self._gone
             return
         if self._overdue is not None:
             self._overdue.cancel()
             self._overdue = None
-        results: list[Result] = pickle.loads(frame)  # noqa: S301 — our child's own frames
+        results: list[Result] = pickle.loads(data)  # noqa: S301 — our child's own frames
         for result in results:
             done = self._waiting.popleft()
             if done.done():  # its caller was cancelled
@@ -228,29 +210,6 @@ class SigningWorker:
             asyncio.get_running_loop().call_later(0.05, self._reap, tries - 1)
 
 
-class _Pipe(asyncio.Protocol):
-    """The worker's output: frames of results."""
-
-    def __init__(self, worker: SigningWorker) -> None:
-        self._worker = worker
-        self._buffer = bytearray()
-
-    def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        while len(buffer) >= _LENGTH.size:
-            (length,) = _LENGTH.unpack_from(buffer)
-            end = _LENGTH.size + length
-            if len(buffer) < end:
-                return
-            frame = bytes(buffer[_LENGTH.size : end])
-            del buffer[:end]
-            self._worker._received(frame)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._worker._ended()
-
-
 # -- the worker process ------------------------------------------------------------------
 
 
@@ -282,15 +241,15 @@ def main(argv: list[str]) -> int:
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     # Nothing else may write to the frames' stream.
     sys.stdout = sys.stderr
-    passphrase = _read_frame(stdin)
+    passphrase = read_frame(stdin)
     if passphrase is None or len(argv) != 1:
         return 2
     signers = _Signers(FileKeyStore(Path(argv[0]), passphrase))
-    _write_frame(stdout, _READY)
-    while (frame := _read_frame(stdin)) is not None:
-        jobs: list[Job] = pickle.loads(frame)  # noqa: S301 — our parent's own frames
+    write_frame(stdout, _READY)
+    while (data := read_frame(stdin)) is not None:
+        jobs: list[Job] = pickle.loads(data)  # noqa: S301 — our parent's own frames
         results = [signers.sign(job) for job in jobs]
-        _write_frame(stdout, pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
+        write_frame(stdout, pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
     return 0
 
 
