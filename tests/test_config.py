@@ -40,6 +40,9 @@ def test_file_then_flags(tmp_path: Path) -> None:
         ('[server]\nregion = "31000"\n', "6-digit"),
         ("[server]\nport = 70000\n", "out of range"),
         ("[server]\nmax_message_bytes = 1000\n", "at least 1 MiB"),
+        ("[server]\nfront_processes = -1\n", "front_processes must be"),
+        ("[server]\nfront_processes = 65\n", "front_processes must be"),
+        ('[server]\nfront_processes = "2"\n', "must be of type"),
         ("[other]\nport = 1\n", "one [server] table"),
         ("[server\n", "cannot read"),
         ('[server]\ntimestamp_url = "ftp://tsa"\n', "http:// or https://"),
@@ -64,6 +67,14 @@ def test_the_signing_worker_is_on_unless_turned_off(tmp_path: Path) -> None:
     assert load_settings(config, {}).signing_worker is False
     assert load_settings(config, {"signing_worker": True}).signing_worker is True  # the flag
     assert load_settings(config, {"signing_worker": None}).signing_worker is False
+
+
+def test_one_front_end_unless_set(tmp_path: Path) -> None:
+    assert ServerSettings().front_processes == 1
+    config = tmp_path / "server.toml"
+    config.write_text("[server]\nfront_processes = 0\n")
+    assert load_settings(config, {}).front_processes == 0
+    assert load_settings(config, {"front_processes": 3}).front_processes == 3  # the flag
 
 
 def test_ipv6_host_is_bracketed() -> None:
