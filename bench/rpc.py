@@ -209,7 +209,7 @@ async def measure_issuance(scratch: Path, seconds: float) -> tuple[float, float,
 
     The clients run in another process (the second core), as real clients would, so
     the server's event loop is measured on its own in both figures. The server runs
-    as `serve` does, with its signing worker, which is waited for.
+    as `serve` does, with its front end and its signing worker, which is waited for.
     """
     settings = ServerSettings(data_dir=scratch, port=0, mtls_port=0, log_level="WARNING")
     region, ledger, keys = await prepare(settings, lambda line: None)

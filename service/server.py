@@ -310,6 +310,11 @@ async def run(settings: ServerSettings, out: Callable[[str], None]) -> None:
         pool.close()
         raise
     server = RegionServer(settings, region, ledger, keys, pool)
+    # Before serving: a signal as soon as the ports are announced must still stop it gracefully.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     await server.start()
     root = settings.data_dir
     out(
@@ -317,10 +322,6 @@ async def run(settings: ServerSettings, out: Callable[[str], None]) -> None:
         f"{server.port}, mutual TLS on {settings.host}:{server.mtls_port}"
     )
     out(f"  trust {root}/pki/region-ca.pem; admin identity {root}/pki/admin.pem")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     out("shutting down: finishing in-flight calls")
     await server.stop()

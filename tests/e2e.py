@@ -170,6 +170,14 @@ def open_region(tmp_path_factory: pytest.TempPathFactory, name: str, *server_arg
     port, mtls_port = free_ports(2)
     server = Server(data, port, mtls_port, extra_args=server_args)
     server.start()
+    try:
+        return _set_up_region(server, data)
+    except BaseException:
+        server.stop()  # a failed set-up leaves no server behind
+        raise
+
+
+def _set_up_region(server: Server, data: DataDir) -> Region:
     admin = client_credentials_pem(data, "admin")
     partial = Region(server, admin, admin, admin, {}, data.vkey_path.read_text().strip())
     for code, name in ((FOOD, "食品经营许可证"), (PERMIT, "建筑施工许可证")):

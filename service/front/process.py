@@ -6,7 +6,6 @@ Its stdin and stdout are the frames to and from the region process; logs go to s
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import itertools
 import logging
 import os
@@ -32,12 +31,12 @@ from service.frames import FrameReader, read_frame
 from service.front import protocol
 from service.front.protocol import FrontEndConfig, Message, Outbox
 from service.guard import GuardedServer
+from service.lifeline import die_with_parent
 from signer import pki
 
 log = logging.getLogger("licence_ledger.front")
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
-_PR_SET_PDEATHSIG = 1
 
 
 class _Forwarder:
@@ -122,9 +121,8 @@ class _Forwarder:
                 if message[0] == protocol.END:
                     return
                 await _abort(context, message)
-        except asyncio.CancelledError:
-            self._gone(call_id)
-            raise
+        finally:
+            self._gone(call_id)  # however the stream ended here, the region stops it
 
     def forward_all(self, server: grpc.aio.Server, methods: dict[str, bool]) -> None:
         services: dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]] = defaultdict(dict)
@@ -244,23 +242,15 @@ class _RawStdin:
         return _read_exactly(0, count)
 
 
-def _die_with_parent(parent: int) -> None:
-    """Linux: the kernel kills this process when the region process dies, even by SIGKILL,
-    so a front end never keeps listening on the region's ports without it."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it died before the line above
-        os._exit(1)
-
-
 def main(argv: list[str]) -> int:
-    # ^C and SIGTERM are for the region process, which then stops its front ends.
+    # ^C and SIGTERM (systemd sends it to every process of the unit) are for the region
+    # process, which then stops its front ends gracefully.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if len(argv) != 1 or not argv[0].isdigit():
         print("usage: python -m service.front.process PARENT_PID", file=sys.stderr)
         return 2
-    _die_with_parent(int(argv[0]))
+    die_with_parent(int(argv[0]))
     sys.stdout = sys.stderr  # nothing else may write to the frames' stream
     first = read_frame(_RawStdin())
     if first is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -157,6 +158,8 @@ class FrontEnds:
         """Stop taking calls; those in flight finish within `grace` seconds."""
         if self._watch is not None:
             self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
         for front in self._running:
             front.stop(grace)
         await asyncio.gather(*(f.exited(grace + 10.0) for f in self._running))

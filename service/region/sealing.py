@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from licenceledger.licence.v1 import licence_pb2
 from licenceledger.registry.v1 import registry_pb2
+from service.lifeline import die_with_parent
 from signer import licence_pdf, pades
 from signer.keystore import FileKeyStore
 from verifier.pdf_signatures import PdfFindings, inspect_signatures
@@ -140,8 +141,9 @@ class _Worker:
 _worker: _Worker | None = None
 
 
-def _init_worker(keys_dir: str, passphrase: bytes, timestamp_url: str) -> None:
+def _init_worker(parent: int, keys_dir: str, passphrase: bytes, timestamp_url: str) -> None:
     global _worker  # one per worker process, set once by the pool
+    die_with_parent(parent)
     _worker = _Worker(FileKeyStore(Path(keys_dir), passphrase), timestamp_url)
 
 
@@ -224,7 +226,7 @@ class SealingPool:
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("fork"),
             initializer=_init_worker,
-            initargs=(str(keys_dir), passphrase, timestamp_url),
+            initargs=(os.getpid(), str(keys_dir), passphrase, timestamp_url),
         )
 
     def start(self) -> None:
