@@ -260,7 +260,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             "revocation_data": args.revocation_data,
         },
     )
-    return serve(settings)
+    from service.front.supervisor import ListenError
+
+    try:
+        return serve(settings)
+    except ListenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

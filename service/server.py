@@ -4,6 +4,10 @@ Two listeners share one server: the public port speaks TLS without asking for a
 client certificate (verification and ledger reads), the mutual-TLS port requires one
 (departments and admins). grpc-python cannot *optionally* request a client
 certificate, and two ports also let operators firewall them differently.
+
+By default front-end processes hold the listeners and forward each call to this
+process (`service.front`), which then runs only the handlers; with
+`front_processes = 0` it serves gRPC itself.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from service.datadir import DataDir
 from service.errors import unimplemented
 from service.event_loop import run_event_loop
 from service.front.protocol import FrontEndConfig
-from service.front.supervisor import FrontEnds
+from service.front.supervisor import FrontEnds, ListenError
 from service.guard import GuardedServer
 from service.ledger_api import LedgerServicer
 from service.licence_api import LicenceServicer
@@ -154,6 +158,8 @@ class RegionServer:
         options = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
+            # A second server started on the same ports fails rather than share them.
+            ("grpc.so_reuseport", 0),
         ]
         fronted = settings.front_processes > 0
         # Every handler registered on it runs inside the guard (authorization, errors).
@@ -213,6 +219,7 @@ class RegionServer:
                 serving=tuple(s.full_name for s in SERVING),
                 planned=tuple(s.full_name for s, _ in PLANNED),
                 log_level=settings.log_level,
+                share_ports=settings.front_processes > 1,
             )
             self.front_ends = FrontEnds(config, self.server, settings.front_processes)
             self.port = self.mtls_port = 0  # the front ends' ports, once they listen
@@ -228,15 +235,18 @@ class RegionServer:
             self.server,
         )
         identity = [(region.server_key_pem, region.server_certificate_pem)]
-        self.port = self.server.add_secure_port(
-            settings.address, grpc.ssl_server_credentials(identity)
-        )
-        self.mtls_port = self.server.add_secure_port(
-            settings.mtls_address,
-            grpc.ssl_server_credentials(
-                identity, root_certificates=region.ca_pem, require_client_auth=True
-            ),
-        )
+        try:
+            self.port = self.server.add_secure_port(
+                settings.address, grpc.ssl_server_credentials(identity)
+            )
+            self.mtls_port = self.server.add_secure_port(
+                settings.mtls_address,
+                grpc.ssl_server_credentials(
+                    identity, root_certificates=region.ca_pem, require_client_auth=True
+                ),
+            )
+        except RuntimeError as exc:  # grpc's "failed to bind"
+            raise ListenError(f"cannot listen: {exc}") from exc
 
     async def start(self) -> None:
         if self.signing_worker is not None:
@@ -247,16 +257,16 @@ class RegionServer:
             self.port, self.mtls_port = self.front_ends.port, self.front_ends.mtls_port
         else:
             await self.server.start()
-            await self._set_health(self.health)
+            await self._report_health()
         _settle_garbage_collection()
 
-    async def _set_health(self, servicer: health.aio.HealthServicer | None) -> None:
-        assert servicer is not None  # noqa: S101 — served in this process
+    async def _report_health(self) -> None:
+        assert self.health is not None  # noqa: S101 — served in this process
         for name in ("", *(s.full_name for s in SERVING)):
-            await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         for name in self._service_names[len(SERVING) :]:
             # Reachable, but every call answers UNIMPLEMENTED until the capability lands.
-            await servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     async def stop(self) -> None:
         """Stop accepting calls, let in-flight ones finish, then flush the ledger."""
@@ -309,13 +319,22 @@ async def run(settings: ServerSettings, out: Callable[[str], None]) -> None:
     except BaseException:
         pool.close()
         raise
-    server = RegionServer(settings, region, ledger, keys, pool)
+    try:
+        server = RegionServer(settings, region, ledger, keys, pool)
+    except BaseException:  # its ports, most often: nothing was started
+        ledger.close()
+        pool.close()
+        raise
     # Before serving: a signal as soon as the ports are announced must still stop it gracefully.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await server.start()
+    try:
+        await server.start()
+    except BaseException:
+        await server.stop()  # what did start: the signing worker, the PDF workers
+        raise
     root = settings.data_dir
     out(
         f"licence-ledger serving region {region.code}: public TLS on {settings.host}:"

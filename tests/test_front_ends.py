@@ -15,6 +15,7 @@ import itertools
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -589,6 +590,39 @@ def test_zero_front_processes_serves_in_the_region_process(unfronted: Region) ->
     check_issuance(unfronted, "FE-INLINE-1")
     assert run(health_status(unfronted.server)) == health_pb2.HealthCheckResponse.SERVING
     check_refusals_keep_their_details(unfronted)
+
+
+@pytest.mark.parametrize("front_processes", ["0", "1"])
+def test_a_second_server_on_taken_ports_fails_clearly(
+    fronted: Region, unfronted: Region, tmp_path: Path, front_processes: str
+) -> None:
+    """A lone front end (or the region itself) does not share its ports: a second server
+    started on them, by mistake, fails rather than take a share of the connections."""
+    for taken in (fronted.server, unfronted.server):
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "service.cli",
+                "serve",
+                "--data",
+                str(tmp_path / f"second-{taken.port}"),
+                "--port",
+                str(taken.port),
+                "--mtls-port",
+                str(taken.mtls_port),
+                "--front-processes",
+                front_processes,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        )
+        assert second.returncode == 3, second.stdout + second.stderr
+        assert "error: cannot listen" in second.stderr
+        assert "licence-ledger serving" not in second.stdout
+        assert run(health_status(taken)) == health_pb2.HealthCheckResponse.SERVING
 
 
 # -- in process: the region's dispatcher ------------------------------------------------

@@ -148,6 +148,7 @@ class _FrontEnd:
         options = [
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
+            ("grpc.so_reuseport", int(config.share_ports)),
         ]
         self._grpc = grpc.aio.server(options=options)
         # Health checks and reflection are answered here, inside the same guard as in the

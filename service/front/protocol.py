@@ -65,6 +65,10 @@ class FrontEndConfig:
     serving: tuple[str, ...]
     planned: tuple[str, ...]
     log_level: str = "INFO"
+    # Several front ends listen on the same ports (SO_REUSEPORT). A lone one does not
+    # allow it, so a second server started on its ports fails instead of taking a share
+    # of its connections.
+    share_ports: bool = False
 
     def __repr__(self) -> str:  # never print the key
         return f"FrontEndConfig({self.address}, {self.mtls_address}, {len(self.methods)} methods)"

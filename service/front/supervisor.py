@@ -28,8 +28,8 @@ RESTART_DELAY = 0.5
 MAX_RESTART_DELAY = 10.0
 
 
-class FrontEndError(Exception):
-    """A front end could not start: most often a port that cannot be bound."""
+class ListenError(Exception):
+    """The server cannot listen: a port is taken, or a front end failed to start."""
 
 
 class _FrontEnd:
@@ -78,6 +78,8 @@ class _FrontEnd:
 
     def kill(self) -> None:
         self.stopping = True
+        if not self._ready.done():
+            self._ready.cancel()  # nobody waits for it any more
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
 
@@ -103,7 +105,7 @@ class _FrontEnd:
                     self._ready.set_result((message[1], message[2]))
             elif kind == protocol.FAILED:
                 if not self._ready.done():
-                    self._ready.set_exception(FrontEndError(message[1]))
+                    self._ready.set_exception(ListenError(message[1]))
             elif kind != protocol.STOPPED:
                 self.dispatcher.received(message)
 
@@ -113,7 +115,7 @@ class _FrontEnd:
         if self.outbox is not None:
             self.outbox.close()
         if not self._ready.done():
-            self._ready.set_exception(FrontEndError("the front end exited before it listened"))
+            self._ready.set_exception(ListenError("the front end exited before it listened"))
         if not self.ended.done():
             self.ended.set_result(None)
         if not self.stopping:
@@ -140,10 +142,8 @@ class FrontEnds:
         return [f.process.pid for f in self._running if f.process is not None]
 
     async def start(self) -> None:
-        """Start them all; FrontEndError if the first cannot listen."""
-        first = _FrontEnd(self._handlers, self._lost)
-        self.port, self.mtls_port = await first.start(self._config)
-        self._running.append(first)
+        """Start them all; ListenError if the first cannot listen."""
+        self.port, self.mtls_port = await self._start_one()
         # The others (and any replacement) listen on the ports the first was given.
         self._config = dataclasses.replace(
             self._config,
@@ -165,10 +165,15 @@ class FrontEnds:
         await asyncio.gather(*(f.exited(grace + 10.0) for f in self._running))
         self._running.clear()
 
-    async def _start_one(self) -> None:
+    async def _start_one(self) -> tuple[int, int]:
         front = _FrontEnd(self._handlers, self._lost)
-        await front.start(self._config)
+        try:
+            ports = await front.start(self._config)
+        except BaseException:
+            await asyncio.shield(front.exited(5.0))  # start killed it: collect its status
+            raise
         self._running.append(front)
+        return ports
 
     async def _replace_lost(self) -> None:
         """Keep `count` front ends running: start another for each one that dies."""
@@ -189,7 +194,7 @@ class FrontEnds:
                 await asyncio.sleep(delay)
                 try:
                     await self._start_one()
-                except (TimeoutError, FrontEndError, OSError) as exc:
+                except Exception as exc:  # keep trying: the region cannot serve without one
                     log.error("a front end failed to start: %s", exc)
                     delay = min(delay * 2, MAX_RESTART_DELAY)
                 else:
