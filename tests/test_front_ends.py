@@ -36,6 +36,7 @@ from service.bootstrap import RegionFiles
 from service.datadir import DataDir
 from service.front.protocol import STREAM_WINDOW
 from service.server import RegionServer
+from signer.keystore import PASSPHRASE_ENV
 from tests.e2e import (
     COMPANY,
     DEPT_B,
@@ -449,6 +450,18 @@ def test_a_front_end_ignores_sigterm_which_is_for_the_region(fronted: Region) ->
     time.sleep(0.5)
     assert front_end_pids(server_pid(server)) == {front}
     check_issuance(fronted, "FE-AFTER-SIGTERM-1")
+
+
+def test_a_front_end_does_not_get_the_key_store_passphrase(fronted: Region) -> None:
+    region_pid = server_pid(fronted.server)
+    [front] = front_end_pids(region_pid)
+    variable = PASSPHRASE_ENV.encode() + b"="
+    assert any(v.startswith(variable) for v in environment(region_pid))  # the region has it
+    assert not any(v.startswith(variable) for v in environment(front))
+
+
+def environment(pid: int) -> list[bytes]:
+    return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
 
 
 # -- the region process's end -----------------------------------------------------------

@@ -15,6 +15,7 @@ from service.front import protocol
 from service.front.dispatch import Dispatcher
 from service.front.protocol import FrontEndConfig, Outbox
 from service.guard import GuardedServer
+from signer.keystore import PASSPHRASE_ENV
 
 log = logging.getLogger("licence_ledger.front")
 
@@ -57,6 +58,8 @@ class _FrontEnd:
             stdout=subprocess.PIPE,
             bufsize=0,
             start_new_session=True,
+            # It holds no key store: it does not get the passphrase that opens one.
+            env={k: v for k, v in os.environ.items() if k != PASSPHRASE_ENV},
         )
         writer, _ = await loop.connect_write_pipe(asyncio.Protocol, process.stdin)
         writer.write(frame(protocol.encode_config(config)))
