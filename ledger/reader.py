@@ -14,7 +14,7 @@ from ledger._internal import tlog
 from ledger.bundle import ProofBundle
 from ledger.checkpoint import SignedCheckpoint, open_checkpoint
 from ledger.errors import InvalidRequestError, LedgerCorruptError
-from ledger.hashing import EMPTY_ROOT, Leaf
+from ledger.hashing import EMPTY_ROOT, GENESIS_PREV_HASH, Leaf
 from ledger.note import Ed25519NoteVerifier
 from ledger.proof import ConsistencyProof, InclusionProof
 from ledger.storage import (
@@ -93,6 +93,18 @@ class LedgerReader:
 
     def leaf(self, index: int) -> Leaf:
         return self.leaves(index, index + 1)[0]
+
+    def leaf_link(self, index: int) -> tuple[bytes, bytes]:
+        """(predecessor's leaf hash, leaf hash) of committed leaf `index`, from the stored
+        hashes: for a recent leaf, from memory, where `leaf` reads the whole entry."""
+        if not 0 <= index < self.size:
+            raise InvalidRequestError(f"leaf index {index} is not below size {self.size}")
+        if index == 0:
+            return GENESIS_PREV_HASH, self._read_hashes([tlog.stored_hash_index(0, 0)])[0]
+        prev, this = self._read_hashes(
+            [tlog.stored_hash_index(0, index - 1), tlog.stored_hash_index(0, index)]
+        )
+        return prev, this
 
     def find_leaf(self, leaf_hash: bytes) -> int:
         """Index of the committed leaf with this hash."""

@@ -945,7 +945,8 @@ def test_a_live_ledgers_remembered_hashes_give_the_proofs_storage_gives(
     groups: list[int], cache_entries: int
 ) -> None:
     """The writer keeps the stored hashes it commits (and the reader those it reads):
-    every proof from the live ledger equals one from a reader that starts cold."""
+    every proof and leaf link from the live ledger equals one from a reader that starts
+    cold, and the links are the leaves' own."""
     storage = MemoryStorage()
 
     async def main() -> None:
@@ -961,6 +962,12 @@ def test_a_live_ledgers_remembered_hashes_give_the_proofs_storage_gives(
             for index in range(size):
                 assert ledger.inclusion_proof(index, size) == cold.inclusion_proof(index, size)
             assert ledger.consistency_proof(size, n) == cold.consistency_proof(size, n)
+        for index in range(n):
+            leaf = cold.leaf(index)
+            assert ledger.leaf_link(index) == cold.leaf_link(index) == (leaf.prev_hash, leaf.hash)
+        for outside in (-1, n):
+            with pytest.raises(InvalidRequestError):
+                ledger.leaf_link(outside)
         await ledger.aclose()
 
     original = reader_module.HASH_CACHE_ENTRIES

@@ -78,41 +78,40 @@ def tree_hash(size: int, read: ReadHashes) -> bytes:
     return h
 
 
-def _inclusion_indexes(lo: int, hi: int, n: int, need: list[int]) -> None:
-    if lo + 1 == hi:
-        return
-    k, _ = _maxpow2(hi - lo)
-    if n < lo + k:
-        _inclusion_indexes(lo, lo + k, n, need)
-        _subtree_indexes(lo + k, hi, need)
-    else:
-        _subtree_indexes(lo, lo + k, need)
-        _inclusion_indexes(lo + k, hi, n, need)
-
-
-def _inclusion_path(
-    lo: int, hi: int, n: int, hashes: list[bytes], pos: int
-) -> tuple[list[bytes], int]:
-    if lo + 1 == hi:
-        return [], pos  # the verifier holds the leaf hash itself
-    k, _ = _maxpow2(hi - lo)
-    if n < lo + k:
-        path, pos = _inclusion_path(lo, lo + k, n, hashes, pos)
-        sibling, pos = _subtree_hash(lo + k, hi, hashes, pos)
-    else:
-        sibling, pos = _subtree_hash(lo, lo + k, hashes, pos)
-        path, pos = _inclusion_path(lo + k, hi, n, hashes, pos)
-    path.append(sibling)
-    return path, pos
-
-
 def inclusion_path(index: int, size: int, read: ReadHashes) -> list[bytes]:
     """RFC 9162 inclusion path of leaf `index` in the tree of `size` (0 <= index < size)."""
+    # Down from the root, the sibling of the subtree holding `index` at each level. A
+    # complete sibling (every left one, most right ones) is one stored hash, found by
+    # arithmetic; only an incomplete right sibling is hashed from its complete parts.
     need: list[int] = []
-    _inclusion_indexes(0, size, index, need)
+    incomplete: list[tuple[int, int, int]] = []  # (its first hash in `need`, lo, hi)
+    lo, hi = 0, size
+    while hi - lo > 1:
+        k, _ = _maxpow2(hi - lo)
+        if index < lo + k:
+            a, b = lo + k, hi
+            hi = lo + k
+        else:
+            a, b = lo, lo + k
+            lo += k
+        width = b - a
+        if width & (width - 1) == 0:
+            level = width.bit_length() - 1
+            need.append(stored_hash_index(level, a >> level))
+        else:
+            incomplete.append((len(need), a, b))
+            _subtree_indexes(a, b, need)
     if not need:
         return []
-    path, _ = _inclusion_path(0, size, index, read(need), 0)
+    hashes = read(need)
+    path: list[bytes] = []
+    pos = 0
+    for start, a, b in incomplete:
+        path.extend(hashes[pos:start])
+        sibling, pos = _subtree_hash(a, b, hashes, start)
+        path.append(sibling)
+    path.extend(hashes[pos:])
+    path.reverse()  # the verifier walks it up from the leaf
     return path
 
 

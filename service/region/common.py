@@ -139,11 +139,21 @@ class RegionContext:
         submission = self.ledger.submit([record.SerializeToString(deterministic=True)], writes)
         return await submission.done
 
-    def proof(self, ledger_index: int, recorded_at: Timestamp) -> type_pb.ProofBundle:
-        """The entry's proof under the latest checkpoint, self-contained for offline checks."""
+    def proof(
+        self, ledger_index: int, recorded_at: Timestamp, entry: bytes | None = None
+    ) -> type_pb.ProofBundle:
+        """The entry's proof under the latest checkpoint, self-contained for offline checks.
+
+        `entry` may pass the entry's bytes when the caller has just recorded them (a hot
+        path): the leaf is then not read back, only its hashes (in memory when recent).
+        """
         signed = self.ledger.checkpoint
         size = signed.checkpoint.size
-        leaf = self.ledger.leaf(ledger_index)
+        if entry is None:
+            leaf = self.ledger.leaf(ledger_index)
+            entry, prev_hash, leaf_hash = leaf.entry, leaf.prev_hash, leaf.hash
+        else:
+            prev_hash, leaf_hash = self.ledger.leaf_link(ledger_index)
         inclusion = self.ledger.inclusion_proof(ledger_index, size)
         if self._checkpoint is None or self._checkpoint[0] is not signed:
             self._checkpoint = (signed, checkpoint_message(signed))
@@ -152,10 +162,10 @@ class RegionContext:
             tree_size=size,
             audit_path=inclusion.path,
             checkpoint=self._checkpoint[1],
-            entry=leaf.entry,
-            prev_leaf_hash=leaf.prev_hash,
-            leaf_hash=leaf.hash,
-            tlog_proof=ProofBundle(leaf.prev_hash, inclusion, signed).to_text(),
+            entry=entry,
+            prev_leaf_hash=prev_hash,
+            leaf_hash=leaf_hash,
+            tlog_proof=ProofBundle(prev_hash, inclusion, signed).to_text(),
             recorded_at=recorded_at,
         )
 

@@ -249,13 +249,14 @@ class Licences:
         record: record_pb2.LedgerRecord,
         ledger_index: int,
         algorithm: crypto_pb2.SignatureAlgorithm.ValueType,
+        entry: bytes | None = None,
     ) -> lpb.LicenceCredential:
         change = record.licence_version_issued
         return lpb.LicenceCredential(
             licence=licence,
             envelope=change.envelope,
             qr_payload=change.qr_payload,
-            proof=self._ctx.proof(ledger_index, record.recorded_at),
+            proof=self._ctx.proof(ledger_index, record.recorded_at, entry),
             signature_algorithm=algorithm,
         )
 
@@ -425,16 +426,16 @@ class Licences:
                 if not self._in_flight.holds(ticket, ctx.ledger) or not ctx.ledger.has_room:
                     return None
             _fill_version(record, lpb.LICENCE_VERSION_KIND_ISSUED, signed, "", signer.keyid)
+            entry = record.SerializeToString(deterministic=True)
             submission = ctx.ledger.submit(
-                [record.SerializeToString(deterministic=True)],
-                index.derive(record, at, ctx.ledger, licence=licence),
+                [entry], index.derive(record, at, ctx.ledger, licence=licence)
             )
             recorded = True
         finally:
             if ticket is not None:
                 self._in_flight.leave(ticket, recorded=recorded)
         at = await submission.done
-        credential = self._credential(licence, record, at, signer.algorithm)
+        credential = self._credential(licence, record, at, signer.algorithm, entry)
         if seal is not None:
             await self._add_pdf(caller, credential, seal)
         return pb.IssueLicenceResponse(credential=credential)
