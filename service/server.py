@@ -69,13 +69,10 @@ SERVING: tuple[ServiceDescriptor, ...] = (
     registry_service_pb2.DESCRIPTOR.services_by_name["RegistryService"],
     licence_service_pb2.DESCRIPTOR.services_by_name["LicenceService"],
     seal_service_pb2.DESCRIPTOR.services_by_name["SealService"],
+    verification_service_pb2.DESCRIPTOR.services_by_name["VerificationService"],
 )
 # Services whose behaviour arrives in later work, with the capability they will provide.
 PLANNED: tuple[tuple[ServiceDescriptor, str], ...] = (
-    (
-        verification_service_pb2.DESCRIPTOR.services_by_name["VerificationService"],
-        "verification",
-    ),
     (
         federation_service_pb2.DESCRIPTOR.services_by_name["FederationService"],
         "cross-region recognition",

@@ -82,6 +82,19 @@ def test_health_and_reflection_for_generic_clients(server: Server) -> None:
         async with server.channel() as channel:
             health_stub: Any = health_pb2_grpc.HealthStub(channel)
             health = await health_stub.Check(health_pb2.HealthCheckRequest(service=""))
+            for service, expected in (
+                ("licenceledger.licence.v1.LicenceService", health_pb2.HealthCheckResponse.SERVING),
+                (
+                    "licenceledger.verification.v1.VerificationService",
+                    health_pb2.HealthCheckResponse.SERVING,
+                ),
+                (
+                    "licenceledger.federation.v1.FederationService",
+                    health_pb2.HealthCheckResponse.NOT_SERVING,  # planned: UNIMPLEMENTED
+                ),
+            ):
+                reply = await health_stub.Check(health_pb2.HealthCheckRequest(service=service))
+                assert reply.status == expected, service
             stub: Any = reflection_pb2_grpc.ServerReflectionStub(channel)  # type: ignore[arg-type]
             request = reflection_pb2.ServerReflectionRequest(list_services="")
             names: set[str] = set()
