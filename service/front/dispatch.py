@@ -94,14 +94,7 @@ class Dispatcher:
     ) -> None:
         handler = self._handlers.handler(method)
         if handler is None:
-            self._status(
-                call_id,
-                ServiceError(
-                    f"method {method} is not served",
-                    "UNKNOWN_METHOD",
-                    grpc.StatusCode.UNIMPLEMENTED,
-                ),
-            )
+            self._status(call_id, _not_served(method))
             return
         try:
             parse = handler.request_deserializer
@@ -118,14 +111,7 @@ class Dispatcher:
             elif handler.unary_stream is not None:
                 await self._stream(call_id, handler.unary_stream(message, context), serialize)
             else:  # no client-streaming method is offered
-                self._status(
-                    call_id,
-                    ServiceError(
-                        f"method {method} is not served",
-                        "UNKNOWN_METHOD",
-                        grpc.StatusCode.UNIMPLEMENTED,
-                    ),
-                )
+                self._status(call_id, _not_served(method))
         except grpc.aio.AbortError:
             if context.status is None:
                 raise
@@ -156,3 +142,9 @@ class Dispatcher:
                 tuple(status.trailing_metadata),
             )
         )
+
+
+def _not_served(method: str) -> ServiceError:
+    return ServiceError(
+        f"method {method} is not served", "UNKNOWN_METHOD", grpc.StatusCode.UNIMPLEMENTED
+    )
