@@ -641,6 +641,19 @@ def test_a_second_server_on_taken_ports_fails_clearly(
 # -- in process: the region's dispatcher ------------------------------------------------
 
 
+def _public_channel(data: Path, server: RegionServer) -> grpc.aio.Channel:
+    ca = RegionFiles(DataDir(data)).ca_cert.read_bytes()
+    return grpc.aio.secure_channel(f"localhost:{server.port}", grpc.ssl_channel_credentials(ca))
+
+
+async def _caught_up_follower(ledger: Any) -> Any:
+    """A WatchEntries call from the start, read until it has caught up (a checkpoint)."""
+    stream = ledger.WatchEntries(ledger_pb.WatchEntriesRequest(start_index=0))
+    while not (await asyncio.wait_for(stream.read(), 30)).HasField("checkpoint"):
+        pass
+    return stream
+
+
 def dispatched(server: RegionServer) -> int:
     """Calls the region is running for its front ends (tasks in their dispatchers)."""
     fronts = server.front_ends
@@ -657,14 +670,10 @@ def test_cancelled_streams_and_finished_bursts_leave_no_task_in_the_region(
             assert server.front_ends is not None
             pids = set(server.front_ends.pids)
             assert len(pids) == 1
-            ca = RegionFiles(DataDir(tmp_path)).ca_cert.read_bytes()
-            target = f"localhost:{server.port}"
-            async with grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(ca)) as public:
+            async with _public_channel(tmp_path, server) as public:
                 ledger: Any = ledger_grpc.LedgerServiceStub(public)
                 # A follower, caught up: its handler waits in the region for growth.
-                stream = ledger.WatchEntries(ledger_pb.WatchEntriesRequest(start_index=0))
-                while not (await asyncio.wait_for(stream.read(), 30)).HasField("checkpoint"):
-                    pass
+                stream = await _caught_up_follower(ledger)
                 await eventually(lambda: dispatched(server) == 1, 10)
                 stream.cancel()
                 await eventually(lambda: dispatched(server) == 0, 10)
@@ -712,13 +721,9 @@ def test_a_stream_the_region_ends_reaches_the_client_as_ok(tmp_path: Path) -> No
     async def go() -> tuple[int, grpc.StatusCode, int]:
         async with running_region(tmp_path, signing_worker=False) as running:
             server = running.server
-            ca = RegionFiles(DataDir(tmp_path)).ca_cert.read_bytes()
-            target = f"localhost:{server.port}"
-            async with grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(ca)) as public:
+            async with _public_channel(tmp_path, server) as public:
                 ledger: Any = ledger_grpc.LedgerServiceStub(public)
-                stream = ledger.WatchEntries(ledger_pb.WatchEntriesRequest(start_index=0))
-                while not (await asyncio.wait_for(stream.read(), 30)).HasField("checkpoint"):
-                    pass
+                stream = await _caught_up_follower(ledger)
                 # A closed ledger grows no more: the follower's handler returns, and its
                 # stream ends well (the only way the region ends one).
                 await server.ledger.aclose()
