@@ -15,6 +15,7 @@ from service.front import protocol
 from service.front.dispatch import Dispatcher
 from service.front.protocol import FrontEndConfig, Outbox
 from service.guard import GuardedServer
+from service.lifeline import ended
 from signer.keystore import PASSPHRASE_ENV
 
 log = logging.getLogger("licence_ledger.front")
@@ -88,16 +89,8 @@ class _FrontEnd:
 
     async def exited(self, timeout: float) -> None:
         """Wait for the process to end (killing it after `timeout`) and collect its status."""
-        process = self.process
-        if process is None:
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while process.poll() is None:
-            if loop.time() > deadline:
-                process.kill()
-                deadline = float("inf")
-            await asyncio.sleep(0.02)
+        if self.process is not None:
+            await ended(self.process, timeout)
 
     def _received(self, data: bytes) -> None:
         assert self.dispatcher is not None  # noqa: S101 — set before reading starts

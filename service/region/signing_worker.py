@@ -30,6 +30,7 @@ from collections import deque
 from pathlib import Path
 
 from service.frames import FrameReader, frame, read_frame, write_frame
+from service.lifeline import ended
 from signer import dsse
 from signer.credentials import SignedCredential, sign_credential
 from signer.keystore import FileKeyStore
@@ -132,12 +133,7 @@ class SigningWorker:
             return
         if self._stdin is not None:
             self._stdin.close()  # the worker reads the end of its input and exits
-        for _ in range(100):
-            if process.poll() is not None:
-                return
-            await asyncio.sleep(0.05)
-        process.kill()
-        process.wait()
+        await ended(process, 5.0)
 
     def _schedule_flush(self) -> None:
         if self._unanswered or self._flush_at is not None:
