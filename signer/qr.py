@@ -15,6 +15,7 @@ intact.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Mapping
 
@@ -33,10 +34,6 @@ MAX_QR_PAYLOAD_BYTES = 1200
 SHORT_KEY_ID_BYTES = 8
 
 _BASE45_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
-# The last two characters of a triplet for every value // 45 (0 ... 1456).
-_BASE45_TAILS = tuple(
-    _BASE45_ALPHABET[n % 45] + _BASE45_ALPHABET[n // 45] for n in range(65536 // 45 + 1)
-)
 _BASE45_VALUES = {char: value for value, char in enumerate(_BASE45_ALPHABET)}
 
 
@@ -56,17 +53,25 @@ class QrSignatureError(QrError):
     """The signature does not verify with the named key."""
 
 
+@functools.cache
+def _base45_triplets() -> tuple[str, ...]:
+    """The three characters of every two-byte value (built on first use: ~4 MB)."""
+    alphabet = _BASE45_ALPHABET
+    tails = [alphabet[n % 45] + alphabet[n // 45] for n in range(65536 // 45 + 1)]
+    return tuple(alphabet[n % 45] + tails[n // 45] for n in range(65536))
+
+
 def base45_encode(data: bytes) -> str:
     """RFC 9285 Base45: two bytes become three characters, a last odd byte two."""
-    alphabet, tails = _BASE45_ALPHABET, _BASE45_TAILS
-    # Issuance encodes one payload per licence: unpack all pairs at once and look the
-    # upper two characters up, rather than dividing twice per pair in Python.
+    # Issuance encodes one payload per licence: unpack all pairs at once and look each
+    # one's three characters up, rather than dividing per pair in Python.
     pairs = struct.unpack(f">{len(data) // 2}H", data[: len(data) & ~1])
-    out = [alphabet[n % 45] + tails[n // 45] for n in pairs]
+    triplets = _base45_triplets()
+    text = "".join([triplets[n] for n in pairs])
     if len(data) % 2:
         d, c = divmod(data[-1], 45)
-        out.append(alphabet[c] + alphabet[d])
-    return "".join(out)
+        text += _BASE45_ALPHABET[c] + _BASE45_ALPHABET[d]
+    return text
 
 
 def base45_decode(text: str) -> bytes:
