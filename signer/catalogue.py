@@ -309,12 +309,16 @@ def check_licence_type(
     return found
 
 
-def _value_problem(spec: registry_pb2.FaceFieldSpec, value: str) -> str | None:
-    """What is wrong with `value` for the field `spec` describes, if anything."""
-    problem = _text_problem(value, spec.max_length or GENERAL_MAX_VALUE)
+def _value_problem(
+    spec: registry_pb2.FaceFieldSpec, value: str, max_length: int, fmt: int
+) -> str | None:
+    """What is wrong with `value` for the field `spec` describes, if anything.
+
+    `max_length` and `fmt` are the spec's own, read out of it once per schema.
+    """
+    problem = _text_problem(value, max_length)
     if problem:
         return problem
-    fmt = spec.format
     if fmt == _STRING:
         return None
     if fmt == _DATE:
@@ -350,44 +354,72 @@ def _value_problem(spec: registry_pb2.FaceFieldSpec, value: str) -> str | None:
     return f"cannot be checked: the licence type gives the field format {fmt}"
 
 
+class FaceFieldSchema:
+    """A licence type's face-field rules, read out of its message once.
+
+    Issuance checks every request against one of a few types; reading each spec's
+    attributes out of the protobuf message every time cost more than the checks.
+    The type message must not change while the schema is in use.
+    """
+
+    __slots__ = ("_required", "_rules", "_type_code")
+
+    def __init__(self, licence_type: registry_pb2.LicenceType) -> None:
+        self._type_code = licence_type.licence_type_code
+        self._rules = {
+            spec.name: (spec, spec.max_length or GENERAL_MAX_VALUE, spec.format)
+            for spec in licence_type.face_fields
+        }
+        self._required = tuple(spec.name for spec in licence_type.face_fields if spec.required)
+
+    def problems(
+        self, fields: Sequence[licence_pb2.FaceField], field_prefix: str = "face_fields"
+    ) -> list[Violation]:
+        """Every problem with a licence's face fields under this schema.
+
+        Fields may come in any order (the request's order is the printing order and
+        is kept); optional fields may be left out, but not sent empty.
+        """
+        rules = self._rules
+        found: list[Violation] = []
+        first_index: dict[str, int] = {}
+        for i, field in enumerate(fields):
+            name = field.name
+            rule = rules.get(name)
+            if rule is None:
+                description = (
+                    "face field name is empty"
+                    if not name
+                    else f"licence type {self._type_code} has no face field {name!r}"
+                )
+                found.append(Violation(f"{field_prefix}[{i}].name", description))
+                continue
+            if name in first_index:
+                found.append(
+                    Violation(
+                        f"{field_prefix}[{i}].name",
+                        f"face field {name!r} duplicates {field_prefix}[{first_index[name]}]",
+                    )
+                )
+            else:
+                first_index[name] = i
+            problem = _value_problem(rule[0], field.value, rule[1], rule[2])
+            if problem:
+                found.append(
+                    Violation(f"{field_prefix}[{i}].value", f"value of {name!r} {problem}")
+                )
+        for name in self._required:
+            if name not in first_index:
+                found.append(Violation(field_prefix, f"required face field {name!r} is missing"))
+        return found
+
+
 def check_face_fields(
     licence_type: registry_pb2.LicenceType,
     fields: Sequence[licence_pb2.FaceField],
     *,
     field_prefix: str = "face_fields",
 ) -> list[Violation]:
-    """Every problem with a licence's face fields under its type's schema.
-
-    Fields may come in any order (the request's order is the printing order and
-    is kept); optional fields may be left out, but not sent empty.
-    """
-    specs = {spec.name: spec for spec in licence_type.face_fields}
-    found: list[Violation] = []
-    first_index: dict[str, int] = {}
-    for i, field in enumerate(fields):
-        name = field.name
-        spec = specs.get(name)
-        if spec is None:
-            description = (
-                "face field name is empty"
-                if not name
-                else f"licence type {licence_type.licence_type_code} has no face field {name!r}"
-            )
-            found.append(Violation(f"{field_prefix}[{i}].name", description))
-            continue
-        if name in first_index:
-            found.append(
-                Violation(
-                    f"{field_prefix}[{i}].name",
-                    f"face field {name!r} duplicates {field_prefix}[{first_index[name]}]",
-                )
-            )
-        else:
-            first_index[name] = i
-        problem = _value_problem(spec, field.value)
-        if problem:
-            found.append(Violation(f"{field_prefix}[{i}].value", f"value of {name!r} {problem}"))
-    for spec in licence_type.face_fields:
-        if spec.required and spec.name not in first_index:
-            found.append(Violation(field_prefix, f"required face field {spec.name!r} is missing"))
-    return found
+    """Every problem with a licence's face fields under its type's schema (see
+    `FaceFieldSchema`, which a caller checking many licences of one type keeps)."""
+    return FaceFieldSchema(licence_type).problems(fields, field_prefix)

@@ -408,6 +408,19 @@ def test_invalid_licence_ids_cannot_be_constructed(kwargs: dict[str, object], ma
     assert error.value.kind == "LICENCE_ID"
 
 
+def test_licence_ids_of_str_subclasses_are_checked_alike() -> None:
+    # Plain str codes take a cached path; anything else is checked afresh, the same way.
+    class Code(str):
+        pass
+
+    same = LicenceId(Code(LICENCE.type_code), Code(USCC), LICENCE.serial, LICENCE.version)
+    assert same.text == LICENCE_TEXT
+    with pytest.raises(IdentifierError, match="lowercase 'a' at position 3"):
+        LicenceId(Code("11a"), Code(USCC), 1, 1)
+    with pytest.raises(IdentifierError, match=r"issuer code: .* expected '3', got '4'"):
+        LicenceId("11", Code("91350100M000100Y44"), 1, 1)
+
+
 def with_part(index: int, value: str) -> str:
     """LICENCE_TEXT with one dot-separated part replaced and the check char left as is."""
     parts = LICENCE_TEXT.split(".")

@@ -408,6 +408,12 @@ def test_registry_reads_and_key_rotation(region: Region) -> None:
         region, None, "ListDepartments", reg.ListDepartmentsRequest(licence_type_code=FOOD)
     )
     assert [d.department_code for d in listed.departments] == sorted([DEPT_A, DEPT_B])
+    # Issued just before the rotation, so the region holds the department parsed.
+    check_credential(
+        region,
+        call(region, region.dept_b, "IssueLicence", issue_request("JY-ROT-0")).credential,
+        DEPT_B,
+    )
     rotated = call(
         region,
         region.admin,

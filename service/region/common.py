@@ -17,6 +17,7 @@ signing worker signs; `in_flight` explains how it keeps step 3's guarantee.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,6 +47,8 @@ from verifier.ledger_checks import checkpoint_message
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_REQUEST_ID = 128
 MAX_TEXT = 500
+_REQUEST_ID = re.compile("[!-~]+")  # printable ASCII, no space
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1
 
 
 class IdempotentRequest(Protocol):
@@ -197,7 +200,7 @@ def check_request_id(request_id: str) -> None:
             FieldViolation("request_id", "required: 1–128 printable ASCII characters"),
             reason="REQUEST_ID_MISSING",
         )
-    if len(request_id) > MAX_REQUEST_ID or not all("!" <= c <= "~" for c in request_id):
+    if len(request_id) > MAX_REQUEST_ID or not _REQUEST_ID.fullmatch(request_id):
         raise invalid_argument(
             "request_id is not 1–128 printable ASCII characters",
             FieldViolation("request_id", "must be 1–128 printable ASCII characters, no spaces"),
@@ -260,7 +263,7 @@ def text_problem(value: str, limit: int, *, required: bool = True) -> str | None
         return "required" if required else None
     if value != value.strip():
         return "must not start or end with whitespace"
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
+    if _CONTROL.search(value):
         return "must not contain control characters"
     if len(value) > limit:
         return f"must be at most {limit} characters (has {len(value)})"
@@ -275,10 +278,14 @@ def require(violations: list[FieldViolation], message: str, reason: str = "FIELD
 def department_or_error(ctx: RegionContext, code: str) -> registry_pb2.Department:
     department = index.read_department(ctx.ledger, code)
     if department is None:
-        raise ServiceError(
-            f"no department {code} is registered", "DEPARTMENT_NOT_FOUND", grpc.StatusCode.NOT_FOUND
-        )
+        raise department_not_found(code)
     return department
+
+
+def department_not_found(code: str) -> ServiceError:
+    return ServiceError(
+        f"no department {code} is registered", "DEPARTMENT_NOT_FOUND", grpc.StatusCode.NOT_FOUND
+    )
 
 
 def timestamp_of(at: datetime) -> Timestamp:

@@ -33,7 +33,7 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from ledger import IndexWrite, LedgerReader, RocksDBStorage
 from licenceledger.index.v1 import index_pb2
@@ -142,6 +142,40 @@ def _parse(data: bytes | None, cls: type[_M]) -> _M | None:
     return message
 
 
+_T = TypeVar("_T")
+
+
+class ParsedCache(Generic[_T]):
+    """Index values kept parsed, for hot paths that read the same few again and again.
+
+    Each read still fetches the stored bytes and compares them with the ones parsed,
+    so a change is seen at once; only the parsing (and whatever `parse` derives) is
+    saved. What it returns is shared between callers: read it, never change it.
+    """
+
+    def __init__(self, key: Callable[[str], bytes], parse: Callable[[bytes], _T]) -> None:
+        self._key = key
+        self._parse = parse
+        self._parsed: dict[bytes, tuple[bytes, _T]] = {}
+
+    def get(self, view: IndexView, code: str) -> _T | None:
+        key = self._key(code)
+        data = view.index_get(key)
+        if data is None:
+            return None
+        kept = self._parsed.get(key)
+        if kept is not None and kept[0] == data:
+            return kept[1]
+        value = self._parse(data)
+        if len(self._parsed) >= _MAX_PARSED:
+            self._parsed.clear()  # many departments or types at once: start over
+        self._parsed[key] = (data, value)
+        return value
+
+
+_MAX_PARSED = 1024
+
+
 def number_taken(view: IndexView, type_code: str, number: str) -> bool:
     return view.index_get(number_key(type_code, number)) is not None
 
@@ -192,10 +226,12 @@ def derive(
     view: IndexView,
     *,
     licence: licence_pb2.Licence | None = None,
+    licence_id: LicenceId | None = None,
 ) -> list[IndexWrite]:
     """The index writes `record`, stored at `ledger_index`, causes after `view`'s state.
 
-    `licence` may pass the already-parsed content of a licence version (a hot path).
+    `licence` may pass the already-parsed content of a licence version, and
+    `licence_id` its identifier (a hot path).
     """
     writes = _Writes(view)
     kind = record.WhichOneof("change")
@@ -213,7 +249,8 @@ def derive(
         writes.put(licence_type_key(licence_type.licence_type_code), _bytes(licence_type))
     elif kind == "licence_version_issued":
         content = licence or licence_of(record.licence_version_issued.envelope)
-        _licence_version(record, ledger_index, content, writes)
+        lid = licence_id or LicenceId.parse(content.licence_id)
+        _licence_version(record, ledger_index, content, lid, writes)
     elif kind == "licence_status_changed":
         _status_changed(record, ledger_index, writes)
     elif kind in ("seal_registered", "seal_status_changed", "document_sealed"):
@@ -269,10 +306,10 @@ def _licence_version(
     record: record_pb2.LedgerRecord,
     ledger_index: int,
     licence: licence_pb2.Licence,
+    lid: LicenceId,
     writes: _Writes,
 ) -> None:
     change = record.licence_version_issued
-    lid = LicenceId.parse(licence.licence_id)
     lineage = lid.lineage
     version = licence_pb2.LicenceVersion(
         licence_id=licence.licence_id,

@@ -18,18 +18,17 @@ from licenceledger.index.v1 import index_pb2
 from licenceledger.licence.v1 import licence_pb2 as lpb
 from licenceledger.licence.v1 import licence_service_pb2 as pb
 from licenceledger.record.v1 import record_pb2
-from licenceledger.registry.v1 import registry_pb2
 from licenceledger.seal.v1 import seal_pb2
 from licenceledger.type.v1 import crypto_pb2
 from service.authz import Caller, Role
 from service.errors import FieldViolation, ServiceError, invalid_argument, unimplemented
-from service.region import index, paging
+from service.region import index, issuing, paging
 from service.region.common import (
     MAX_TEXT,
     RegionContext,
     actor,
     check_request_id,
-    department_key_name,
+    department_not_found,
     department_or_error,
     new_record,
     prior_request,
@@ -38,6 +37,7 @@ from service.region.common import (
     text_problem,
 )
 from service.region.in_flight import InFlight
+from service.region.issuing import CataloguedType, Issuer
 from service.region.sealed_documents import Sealing
 from service.region.seals import Seals
 from service.region.signing_worker import SigningUnavailable
@@ -127,9 +127,9 @@ def check_number(number: str, field: str = "licence_number") -> None:
 
 
 def check_face_fields(
-    licence_type: registry_pb2.LicenceType, fields: Sequence[lpb.FaceField], field: str
+    schema: catalogue.FaceFieldSchema, fields: Sequence[lpb.FaceField], field: str
 ) -> None:
-    problems = catalogue.check_face_fields(licence_type, fields, field_prefix=field)
+    problems = schema.problems(fields, field)
     if problems:
         raise invalid_argument(
             "face fields do not match the licence type's schema",
@@ -167,40 +167,40 @@ class Licences:
         self._sealing = Sealing(ctx)
         self._worker = ctx.signing_worker
         self._in_flight = InFlight()
+        self._issuers = issuing.issuers()
+        self._types = issuing.catalogued_types()
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _department(self, caller: Caller, code: str = "") -> registry_pb2.Department:
+    def _issuer(self, caller: Caller, code: str = "") -> Issuer:
+        """The calling department (which `code`, when given, must name)."""
         if code and code != caller.subject_id:
             raise ServiceError(
                 f"department {caller.subject_id} cannot act for {code}",
                 "NOT_OWNER",
                 grpc.StatusCode.PERMISSION_DENIED,
             )
-        return department_or_error(self._ctx, caller.subject_id)
+        issuer = self._issuers.get(self._ctx.ledger, caller.subject_id)
+        if issuer is None:
+            raise department_not_found(caller.subject_id)
+        return issuer
 
-    def _signer(self, department: registry_pb2.Department, algorithm: int) -> dsse.Signer:
-        return self._ctx.signer(self._signing_key(department, algorithm))
-
-    def _signing_key(self, department: registry_pb2.Department, algorithm: int) -> str:
-        """The key store name of the department's newest usable issuing key."""
-        now = self._ctx.clock().timestamp()
-        usable = [
-            k
-            for k in department.keys
-            if k.status == registry_pb2.KEY_STATUS_ACTIVE
-            and k.certificate.not_before.seconds <= now < k.certificate.not_after.seconds
-            and (not algorithm or k.certificate.algorithm == algorithm)
-        ]
-        if not usable:
+    def _catalogued(self, type_code: str) -> CataloguedType:
+        catalogued = self._types.get(self._ctx.ledger, type_code)
+        if catalogued is None:
             raise ServiceError(
-                f"department {department.department_code} has no active"
-                f"{' ' + crypto_pb2.SignatureAlgorithm.Name(algorithm) if algorithm else ''}"  # type: ignore[arg-type]
-                " issuing key",
-                "DEPARTMENT_KEY_NOT_ACTIVE",
-                grpc.StatusCode.FAILED_PRECONDITION,
+                f"no licence type {type_code!r}",
+                "LICENCE_TYPE_NOT_FOUND",
+                grpc.StatusCode.NOT_FOUND,
             )
-        return department_key_name(department.department_code, usable[-1].certificate.key_id)
+        return catalogued
+
+    def _signer(self, issuer: Issuer, algorithm: int) -> dsse.Signer:
+        return self._ctx.signer(self._signing_key(issuer, algorithm))
+
+    def _signing_key(self, issuer: Issuer, algorithm: int) -> str:
+        """The key store name of the department's newest usable issuing key."""
+        return issuer.signing_key(algorithm, self._ctx.clock().timestamp())
 
     def _state(self, lid: LicenceId) -> index_pb2.LicenceState:
         state = index.read_licence_state(self._ctx.ledger, lid.lineage)
@@ -351,22 +351,18 @@ class Licences:
             return pb.IssueLicenceResponse(
                 credential=await self._replayed_credential(caller, prior, request.want_pdf)
             )
-        department = self._department(caller, request.department_code)
-        if type_code not in department.authorized_licence_type_codes:
+        issuer = self._issuer(caller, request.department_code)
+        department = issuer.department
+        if type_code not in issuer.authorized_types:
             raise ServiceError(
                 f"department {department.department_code} is not authorised for licence type "
                 f"{type_code!r}",
                 "LICENCE_TYPE_NOT_AUTHORISED",
                 grpc.StatusCode.PERMISSION_DENIED,
             )
-        licence_type = index.read_licence_type(ctx.ledger, type_code)
-        if licence_type is None:
-            raise ServiceError(
-                f"no licence type {type_code!r}",
-                "LICENCE_TYPE_NOT_FOUND",
-                grpc.StatusCode.NOT_FOUND,
-            )
-        check_face_fields(licence_type, request.face_fields, "face_fields")
+        catalogued = self._catalogued(type_code)
+        licence_type = catalogued.licence_type
+        check_face_fields(catalogued.schema, request.face_fields, "face_fields")
         seal = (
             self._licence_seal(department.department_code, type_code) if request.want_pdf else None
         )
@@ -381,7 +377,7 @@ class Licences:
                 "LICENCE_NUMBER_ALREADY_ISSUED",
                 grpc.StatusCode.ALREADY_EXISTS,
             )
-        key_name = self._signing_key(department, request.signature_algorithm)
+        key_name = self._signing_key(issuer, request.signature_algorithm)
         signer = self._ctx.signer(key_name)
         serial_key = (type_code, department.department_code)
         ticket = self._in_flight.enter(ctx.ledger, held, serial_key) if offload else None
@@ -428,7 +424,7 @@ class Licences:
             _fill_version(record, lpb.LICENCE_VERSION_KIND_ISSUED, signed, "", signer.keyid)
             entry = record.SerializeToString(deterministic=True)
             submission = ctx.ledger.submit(
-                [entry], index.derive(record, at, ctx.ledger, licence=licence)
+                [entry], index.derive(record, at, ctx.ledger, licence=licence, licence_id=lid)
             )
             recorded = True
         finally:
@@ -489,7 +485,7 @@ class Licences:
                 "VERSION_LIMIT",
                 grpc.StatusCode.FAILED_PRECONDITION,
             )
-        department = self._department(caller)
+        issuer = self._issuer(caller)
         licence, _ = self._content(state, lid.text)
         record = new_record(ctx, who, request.request_id, digest)
         kind = make(licence, state, record)
@@ -497,10 +493,10 @@ class Licences:
         licence.version = current.version + 1
         licence.predecessor_licence_id = lid.text
         licence.issued_at.CopyFrom(record.recorded_at)
-        licence.issuer.department_name = department.name
-        signer = self._signer(department, request.signature_algorithm)
+        licence.issuer.department_name = issuer.department.name
+        signer = self._signer(issuer, request.signature_algorithm)
         seal = (
-            self._licence_seal(department.department_code, licence.licence_type_code)
+            self._licence_seal(issuer.department.department_code, licence.licence_type_code)
             if request.want_pdf
             else None
         )
@@ -541,9 +537,8 @@ class Licences:
             if "face_fields" in paths:
                 del licence.face_fields[:]
                 licence.face_fields.extend(amendment.face_fields)
-                licence_type = index.read_licence_type(self._ctx.ledger, licence.licence_type_code)
-                assert licence_type is not None  # noqa: S101 — catalogue entries are never removed
-                check_face_fields(licence_type, licence.face_fields, "amendment.face_fields")
+                schema = self._catalogued(licence.licence_type_code).schema
+                check_face_fields(schema, licence.face_fields, "amendment.face_fields")
             if "licence_number" in paths and amendment.licence_number != licence.licence_number:
                 if index.number_taken(
                     self._ctx.ledger, licence.licence_type_code, amendment.licence_number
@@ -645,7 +640,7 @@ class Licences:
         )
         if request.HasField("suspended_until"):
             statement.suspended_until.CopyFrom(request.suspended_until)
-        signer = self._signer(self._department(caller), 0)
+        signer = self._signer(self._issuer(caller), 0)
         change = record.licence_status_changed
         change.envelope = signer.envelope(
             dsse.STATUS_PAYLOAD_TYPE, statement.SerializeToString(deterministic=True)
