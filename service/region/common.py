@@ -143,12 +143,19 @@ class RegionContext:
         return await submission.done
 
     def proof(
-        self, ledger_index: int, recorded_at: Timestamp, entry: bytes | None = None
+        self,
+        ledger_index: int,
+        recorded_at: Timestamp,
+        entry: bytes | None = None,
+        *,
+        into: type_pb.ProofBundle | None = None,
     ) -> type_pb.ProofBundle:
         """The entry's proof under the latest checkpoint, self-contained for offline checks.
 
         `entry` may pass the entry's bytes when the caller has just recorded them (a hot
         path): the leaf is then not read back, only its hashes (in memory when recent).
+        `into` is an empty bundle inside a response, filled where it is rather than
+        copied there.
         """
         signed = self.ledger.checkpoint
         size = signed.checkpoint.size
@@ -160,17 +167,17 @@ class RegionContext:
         inclusion = self.ledger.inclusion_proof(ledger_index, size)
         if self._checkpoint is None or self._checkpoint[0] is not signed:
             self._checkpoint = (signed, checkpoint_message(signed))
-        return type_pb.ProofBundle(
-            leaf_index=ledger_index,
-            tree_size=size,
-            audit_path=inclusion.path,
-            checkpoint=self._checkpoint[1],
-            entry=entry,
-            prev_leaf_hash=prev_hash,
-            leaf_hash=leaf_hash,
-            tlog_proof=ProofBundle(prev_hash, inclusion, signed).to_text(),
-            recorded_at=recorded_at,
-        )
+        bundle = type_pb.ProofBundle() if into is None else into
+        bundle.leaf_index = ledger_index
+        bundle.tree_size = size
+        bundle.audit_path.extend(inclusion.path)
+        bundle.checkpoint.CopyFrom(self._checkpoint[1])
+        bundle.entry = entry
+        bundle.prev_leaf_hash = prev_hash
+        bundle.leaf_hash = leaf_hash
+        bundle.tlog_proof = ProofBundle(prev_hash, inclusion, signed).to_text()
+        bundle.recorded_at.CopyFrom(recorded_at)
+        return bundle
 
     def entry_record(self, ledger_index: int) -> record_pb2.LedgerRecord:
         return record_pb2.LedgerRecord.FromString(self.ledger.leaf(ledger_index).entry)

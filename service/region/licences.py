@@ -250,15 +250,18 @@ class Licences:
         ledger_index: int,
         algorithm: crypto_pb2.SignatureAlgorithm.ValueType,
         entry: bytes | None = None,
+        *,
+        into: lpb.LicenceCredential | None = None,
     ) -> lpb.LicenceCredential:
+        """The credential (filled into `into`, an empty one inside a response, if given)."""
         change = record.licence_version_issued
-        return lpb.LicenceCredential(
-            licence=licence,
-            envelope=change.envelope,
-            qr_payload=change.qr_payload,
-            proof=self._ctx.proof(ledger_index, record.recorded_at, entry),
-            signature_algorithm=algorithm,
-        )
+        credential = lpb.LicenceCredential() if into is None else into
+        credential.licence.CopyFrom(licence)
+        credential.envelope = change.envelope
+        credential.qr_payload = change.qr_payload
+        credential.signature_algorithm = algorithm
+        self._ctx.proof(ledger_index, record.recorded_at, entry, into=credential.proof)
+        return credential
 
     def _sign_version(
         self,
@@ -431,10 +434,13 @@ class Licences:
             if ticket is not None:
                 self._in_flight.leave(ticket, recorded=recorded)
         at = await submission.done
-        credential = self._credential(licence, record, at, signer.algorithm, entry)
+        response = pb.IssueLicenceResponse()
+        credential = self._credential(
+            licence, record, at, signer.algorithm, entry, into=response.credential
+        )
         if seal is not None:
             await self._add_pdf(caller, credential, seal)
-        return pb.IssueLicenceResponse(credential=credential)
+        return response
 
     # -- amend and renew ------------------------------------------------------------------
 
