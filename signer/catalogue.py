@@ -1,10 +1,12 @@
 """The licence type catalogue (证照目录): checking types and the face fields of licences.
 
 `check_licence_type` checks a catalogue entry before it is registered;
-`check_face_fields` checks a licence's face fields against its type on every
-issuance, so it stays cheap: a few precompiled regular expressions per value,
-and patterns cached once compiled. Both return every problem found, as `Violation`s that
-name the request field at fault, and know nothing about gRPC.
+`FaceFieldSchema` checks a licence's face fields against its type on every
+issuance, so it stays cheap: the type's rules read out of its message once, a few
+precompiled regular expressions per value, and patterns cached once compiled
+(`check_face_fields` does the same for a one-off check). Both return every problem
+found, as `Violation`s that name the request field at fault, and know nothing about
+gRPC.
 
 Decisions a reader needs to know:
 
