@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeAlias
 import grpc
 from grpc_status import rpc_status
 
-from service.errors import ServiceError, to_rpc_status
+from service.errors import ServiceError, invalid_argument, to_rpc_status
 
 log = logging.getLogger("licence_ledger.rpc")
 
@@ -122,19 +122,37 @@ class GuardedServer(grpc.aio.Server):
         return await self._serving.wait_for_termination(timeout)
 
     def guard(self, method: str, handler: Handler) -> Handler:
-        """`handler` inside the guard: authorize `method`'s caller, translate errors."""
+        """`handler` inside the guard: authorize `method`'s caller, translate errors.
+
+        A single request is parsed here, after the caller is authorized (so nobody
+        learns what the server makes of bytes they may not send), and a request that
+        does not parse is INVALID_ARGUMENT. A streamed request is parsed by gRPC as
+        the handler reads it, which is after the guard let the caller in.
+        """
         authorize = self._authorizer.authorize
+        parse = handler.request_deserializer
+        one_request = handler.unary_unary is not None or handler.unary_stream is not None
+        not_parsed = f"the request is not a valid {method} request"
 
-        def enter(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        def admit(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            """The request (parsed, if it is one message) once its caller may call."""
             current_caller.set(authorize(method, context))
+            if not one_request or parse is None:
+                return request
+            try:
+                return parse(request)
+            except Exception as exc:  # protobuf's DecodeError, or worse
+                raise invalid_argument(not_parsed) from exc
 
+        # One message is handed over as bytes, for `admit` to parse; a stream is parsed
+        # by gRPC message by message as the handler reads it.
+        deserializer = None if one_request else parse
         if handler.unary_unary is not None or handler.stream_unary is not None:
             inner: Any = handler.unary_unary or handler.stream_unary  # async under grpc.aio
 
             async def unary_response(request: Any, context: Any) -> Any:
                 try:
-                    enter(context)
-                    return await inner(request, context)
+                    return await inner(admit(request, context), context)
                 except grpc.aio.AbortError:
                     raise
                 except Exception as exc:
@@ -148,7 +166,7 @@ class GuardedServer(grpc.aio.Server):
             )
             return make(
                 unary_response,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
 
@@ -156,8 +174,7 @@ class GuardedServer(grpc.aio.Server):
 
         async def stream_response(request: Any, context: Any) -> AsyncIterator[Any]:
             try:
-                enter(context)
-                async for item in inner_stream(request, context):
+                async for item in inner_stream(admit(request, context), context):
                     yield item
             except grpc.aio.AbortError:
                 raise
@@ -171,7 +188,7 @@ class GuardedServer(grpc.aio.Server):
         )
         return make_stream(
             stream_response,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
 

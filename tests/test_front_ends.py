@@ -333,13 +333,28 @@ def test_refusals_keep_their_error_details_through_the_front_end(fronted: Region
     check_refusals_keep_their_details(fronted)
 
 
+@pytest.mark.parametrize("mode", ["fronted", "unfronted"])
 def test_malformed_request_bytes_are_invalid_argument_and_record_nothing(
-    fronted: Region,
+    mode: str, request: pytest.FixtureRequest
 ) -> None:
-    size = ledger_size(fronted)
-    error = run(raw_call(fronted.server, fronted.dept_a, ISSUE, b"\xff\xff\xff"))
+    region: Region = request.getfixturevalue(mode)
+    size = ledger_size(region)
+    error = run(raw_call(region.server, region.dept_a, ISSUE, b"\xff\xff\xff"))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert ledger_size(fronted) == size
+    assert error.details() == f"the request is not a valid {ISSUE} request"
+    assert ledger_size(region) == size
+
+
+@pytest.mark.parametrize("mode", ["fronted", "unfronted"])
+def test_a_caller_is_authorized_before_its_request_is_parsed(
+    mode: str, request: pytest.FixtureRequest
+) -> None:
+    # Bytes that do not parse, sent without a client certificate to a department's
+    # method: the missing certificate is what the caller hears about.
+    region: Region = request.getfixturevalue(mode)
+    error = run(raw_call(region.server, None, ISSUE, b"\xff\xff\xff"))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_reason(error) == "CLIENT_CERTIFICATE_REQUIRED"
 
 
 def test_unknown_method_is_unimplemented_and_a_planned_one_says_so(fronted: Region) -> None:

@@ -2,7 +2,8 @@
 
 A forwarded call meets the same guard as a call served in this process: the
 authorizer reads the client certificate the front end saw (the front end's TLS proved
-the client holds its key), the servicer runs, and whatever escapes becomes a
+the client holds its key), the request's bytes are parsed only then, the servicer
+runs, and whatever escapes becomes a
 `google.rpc.Status`, which goes back to the front end as code, message and trailing
 metadata.
 """
@@ -18,7 +19,7 @@ from typing import Any, NoReturn
 import grpc
 from grpc_status import rpc_status
 
-from service.errors import ServiceError, invalid_argument, to_rpc_status
+from service.errors import ServiceError, to_rpc_status
 from service.front import protocol
 from service.front.protocol import Message, Outbox
 from service.guard import GuardedServer
@@ -96,20 +97,16 @@ class Dispatcher:
         if handler is None:
             self._status(call_id, _not_served(method))
             return
-        try:
-            parse = handler.request_deserializer
-            message: Any = parse(request) if parse is not None else request
-        except Exception:
-            self._status(call_id, invalid_argument(f"the request is not a valid {method} request"))
-            return
+        # The guarded handler takes the request's bytes: it parses them once it has
+        # authorized the caller.
         context: Any = ForwardedContext(certificate)  # the part of a ServicerContext used
         serialize = handler.response_serializer or (lambda response: response)
         try:
             if handler.unary_unary is not None:
-                response = await handler.unary_unary(message, context)
+                response = await handler.unary_unary(request, context)
                 self._outbox.send((protocol.REPLY, call_id, serialize(response)))
             elif handler.unary_stream is not None:
-                await self._stream(call_id, handler.unary_stream(message, context), serialize)
+                await self._stream(call_id, handler.unary_stream(request, context), serialize)
             else:  # no client-streaming method is offered
                 self._status(call_id, _not_served(method))
         except grpc.aio.AbortError:
