@@ -95,4 +95,8 @@ def _b64_hash(text: str) -> bytes:
         raise ProofError(f"{text!r} is not base64") from exc
     if len(value) != HASH_SIZE:
         raise ProofError(f"{text!r} is not a {HASH_SIZE}-byte hash")
+    # b64decode ignores the unused low bits of the last character: refuse every other
+    # spelling of the same hash, so that one proof has one text.
+    if base64.b64encode(value).decode("ascii") != text:
+        raise ProofError(f"{text!r} is not canonical base64")
     return value

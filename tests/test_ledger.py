@@ -818,6 +818,24 @@ def test_proof_bundle_with_a_lone_surrogate_fails(bundle_ledger: LedgerReader) -
         ProofBundle.from_text(text + "\ud800", bundle_ledger.verifier)
 
 
+@pytest.mark.parametrize("line", [1, 3])  # the predecessor hash, a path hash
+def test_a_bundle_hash_spelled_with_unused_bits_set_is_refused(
+    bundle_ledger: LedgerReader, line: int
+) -> None:
+    lines = bundle_ledger.proof_bundle(5).to_text().split("\n")
+    spelled = lines[line].rpartition(" ")[2]  # "extra <hash>" or a bare path hash
+    assert len(spelled) == 44
+    assert spelled.endswith("=")
+    last = spelled[-2]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    # 32 bytes leave the last character's two low bits unused: flip one of them.
+    other = alphabet[alphabet.index(last) ^ 1]
+    assert base64.b64decode(spelled[:-2] + other + "=") == base64.b64decode(spelled)
+    lines[line] = lines[line][: -len(spelled)] + spelled[:-2] + other + "="
+    with pytest.raises(ProofError, match="not canonical base64"):
+        ProofBundle.from_text("\n".join(lines), bundle_ledger.verifier, origin=ORIGIN)
+
+
 @given(st.data())
 @settings(max_examples=150, deadline=None)
 def test_single_character_edits_of_a_bundle_fail(
