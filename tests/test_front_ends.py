@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ from licenceledger.licence.v1 import licence_service_pb2_grpc as pb_grpc
 from service.bootstrap import RegionFiles
 from service.datadir import DataDir
 from service.front.protocol import STREAM_WINDOW
+from service.front.supervisor import ListenError, refuse_if_taken
 from service.server import RegionServer
 from signer.keystore import PASSPHRASE_ENV
 from tests.e2e import (
@@ -620,13 +622,14 @@ def test_zero_front_processes_serves_in_the_region_process(unfronted: Region) ->
     check_refusals_keep_their_details(unfronted)
 
 
-@pytest.mark.parametrize("front_processes", ["0", "1"])
+@pytest.mark.parametrize("front_processes", ["0", "1", "2"])
 def test_a_second_server_on_taken_ports_fails_clearly(
-    fronted: Region, unfronted: Region, tmp_path: Path, front_processes: str
+    fronted: Region, unfronted: Region, two_fronts: Region, tmp_path: Path, front_processes: str
 ) -> None:
-    """A lone front end (or the region itself) does not share its ports: a second server
-    started on them, by mistake, fails rather than take a share of the connections."""
-    for taken in (fronted.server, unfronted.server):
+    """A second server started by mistake on a server's ports fails rather than take a
+    share of its connections: a lone front end (or the region itself) does not share
+    its ports, and front ends that share theirs check first that nobody holds them."""
+    for taken in (fronted.server, unfronted.server, two_fronts.server):
         second = subprocess.run(
             [
                 sys.executable,
@@ -651,6 +654,18 @@ def test_a_second_server_on_taken_ports_fails_clearly(
         assert "error: cannot listen" in second.stderr
         assert "licence-ledger serving" not in second.stdout
         assert run(health_status(taken)) == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_listening_port_is_refused_even_when_it_allows_sharing() -> None:
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with pytest.raises(ListenError, match=f"cannot listen on 127.0.0.1:{port}: it is in use"):
+            refuse_if_taken(f"127.0.0.1:{port}")
+    refuse_if_taken(f"127.0.0.1:{port}")  # closed: free again
+    refuse_if_taken("127.0.0.1:0")  # any free port will do
 
 
 # -- in process: the region's dispatcher ------------------------------------------------

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import logging
 import os
+import socket
 import subprocess
 import sys
 
@@ -139,6 +141,11 @@ class FrontEnds:
 
     async def start(self) -> None:
         """Start them all; ListenError if the first cannot listen."""
+        if self._config.share_ports:
+            # Front ends that share their ports would share them with another server
+            # started on them by mistake too (each sets SO_REUSEPORT): refuse first.
+            for address in (self._config.address, self._config.mtls_address):
+                refuse_if_taken(address)
         self.port, self.mtls_port = await self._start_one()
         # The others (and any replacement) listen on the ports the first was given.
         self._config = dataclasses.replace(
@@ -195,6 +202,33 @@ class FrontEnds:
                     delay = min(delay * 2, MAX_RESTART_DELAY)
                 else:
                     delay = RESTART_DELAY
+
+
+def refuse_if_taken(address: str) -> None:
+    """ListenError if something listens on `address` ("host:port"; port 0 never is).
+
+    Each of the host's addresses is bound once without SO_REUSEPORT, which fails while
+    any socket listens there, even one that allows sharing. SO_REUSEADDR, which gRPC
+    sets too, lets the port's connections in TIME_WAIT (a restart's) pass.
+    """
+    host, _, port = address.rpartition(":")
+    if int(port) == 0:
+        return
+    try:
+        found = socket.getaddrinfo(
+            host.strip("[]"), int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise ListenError(f"cannot listen on {address}: {exc}") from exc
+    for family, kind, proto, _, where in found:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(where)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise ListenError(f"cannot listen on {address}: it is in use") from exc
+                # Anything else (an address family the host lacks) is gRPC's to report.
 
 
 def _with_port(address: str, port: int) -> str:
