@@ -14,6 +14,8 @@ from rich.console import Console
 console = Console(stderr=True)
 
 Extra = dict[str, str | int | float | bool]
+# A figure's, never its primitive's.
+_GOAL_KEYS = frozenset({"goal", "goal_met", "goal_as_ratio", "goal_as_ratio_met"})
 
 
 def tidy(x: float) -> float | int:
@@ -45,8 +47,13 @@ class Figure:
     def primitive(
         cls, name: str, value: float, unit: str, *, higher_is_better: bool, extra: Extra
     ) -> Figure:
-        """A raw primitive reported on its own line: its own baseline, ratio 1."""
-        return cls(name, value, unit, name, value, unit, higher_is_better, extra)
+        """A raw primitive reported on its own line: its own baseline, ratio 1.
+
+        It shares the context of the figure measured against it, but not that
+        figure's goal: a primitive has none.
+        """
+        own = {key: value for key, value in extra.items() if key not in _GOAL_KEYS}
+        return cls(name, value, unit, name, value, unit, higher_is_better, own)
 
     @property
     def ratio(self) -> float:

@@ -22,7 +22,6 @@ from bench.verify import (
 from service.config import ServerSettings
 from service.event_loop import EVENT_LOOP, run_event_loop
 
-APPEND_GOAL = 20_000.0  # appends/s
 PROOF_GOAL_US = 200.0
 APPENDERS = 64
 
@@ -35,18 +34,47 @@ RPC = "rpc.ledger_get_checkpoint_per_s"
 ECHO = "grpc.aio_echo_per_s"
 ISSUE = "licence.issue_per_s"
 MTLS_ECHO = "grpc.aio_mtls_echo_per_s"
-ISSUE_GOAL = 1_500.0
 PDF_ISSUE = "licence.issue_pdf_per_s"
 BARE_PYHANKO = "pyhanko.sign_2_processes_per_s"
-PDF_GOAL = 150.0
 VERIFY = "licence.verify_per_s"
 ED25519_VERIFY = "ed25519.verify_per_s"
 ECDSA_VERIFY = "ecdsa_p256.verify_per_s"
-VERIFY_GOAL = 1_500.0
 PDF_VERIFY = "pdf.verify_per_s"
 BARE_VALIDATE = "pyhanko.validate_2_processes_per_s"
 BARE_VALIDATE_ONE = "pyhanko.validate_1_process_per_s"
-PDF_VERIFY_GOAL = 150.0
+
+
+@dataclass(frozen=True, slots=True)
+class Goal:
+    """A §8 throughput goal, and the same goal as a ratio to the figure's baseline.
+
+    The spec states each goal on its machine, beside the rates of the primitives it
+    measured there; divided by the baseline's, it is a ratio that holds on a machine
+    faster or slower than that one, which is why every figure stands beside one.
+    """
+
+    at_least: float
+    spec_baseline: float  # the baseline's rate on the spec's machine (§8)
+    spec_baseline_name: str
+
+    def fields(self, value: float, baseline_value: float) -> Extra:
+        as_ratio = self.at_least / self.spec_baseline
+        return {
+            "goal": f">= {self.at_least:.0f}",
+            "goal_met": value >= self.at_least,
+            "goal_as_ratio": f">= {as_ratio:.3f} ({self.at_least:,.0f} against the spec "
+            f"machine's {self.spec_baseline:,.0f}/s {self.spec_baseline_name})",
+            "goal_as_ratio_met": value >= as_ratio * baseline_value,
+        }
+
+
+APPEND_GOAL = 20_000.0  # appends/s
+SPEC_SYNCED_BATCH_KEYS = 350_000.0  # keys/s, in batches of 100 keys
+ISSUE_GOAL = Goal(1_500.0, 4_200.0, "grpc.aio echo")
+PDF_GOAL = Goal(150.0, 187.0, "pyHanko signatures in two processes")
+ED25519_VERIFY_GOAL = Goal(1_500.0, 9_700.0, "Ed25519 verifications")
+ECDSA_VERIFY_GOAL = Goal(1_500.0, 16_000.0, "ECDSA P-256 verifications")
+PDF_VERIFY_GOAL = Goal(150.0, 190.0, "pyHanko validations")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +133,12 @@ def run_appends(opts: Options) -> list[Figure]:
         "commits_per_s": result.commits / result.seconds,
         "commit_busy_fraction": result.commit_busy_fraction,
         "baseline_batch_entries": group,
-        "goal": f">= {APPEND_GOAL:.0f}",
-        "goal_met": result.appends_per_s >= APPEND_GOAL,
+        # The figure's baseline counts entries of this run's size: so does the goal's.
+        **Goal(
+            APPEND_GOAL,
+            SPEC_SYNCED_BATCH_KEYS / raw.keys_per_entry,
+            f"synced WriteBatch entries of {raw.keys_per_entry:.1f} keys",
+        ).fields(result.appends_per_s, raw.entries_per_s),
     }
     return [
         Figure(
@@ -215,8 +247,7 @@ def run_issuance(opts: Options) -> list[Figure]:
         "entries_written": written,
         "ed25519_sign_per_s_same_run": signs,
         "ratio_to_half_sign_rate": rate / (signs / 2),
-        "goal": f">= {ISSUE_GOAL:.0f}",
-        "goal_met": rate >= ISSUE_GOAL,
+        **ISSUE_GOAL.fields(rate, echo_rate),
     }
     return [
         Figure(ISSUE, rate, "licences/s", MTLS_ECHO, echo_rate, "calls/s", True, extra),
@@ -238,8 +269,7 @@ def run_pdf_issuance(opts: Options) -> list[Figure]:
         "pdf_bytes": result.pdf_bytes,
         "pyhanko_sign_1_process_per_s_same_run": one,
         "pyhanko_baseline": "invisible PAdES B-B, P-256, signature space reserved",
-        "goal": f">= {PDF_GOAL:.0f}",
-        "goal_met": result.per_s >= PDF_GOAL,
+        **PDF_GOAL.fields(result.per_s, two),
     }
     return [
         Figure(
@@ -257,10 +287,10 @@ def run_credential_verification(opts: Options) -> list[Figure]:
     raw_seconds = max(1.0, opts.seconds / 3)
     ed25519 = primitives.ed25519_verifies_per_s(raw_seconds, result.signed_bytes)
     ecdsa = primitives.ecdsa_p256_verifies_per_s(raw_seconds, result.signed_bytes)
-    baseline, baseline_rate = (
-        (ECDSA_VERIFY, ecdsa)
+    baseline, baseline_rate, goal = (
+        (ECDSA_VERIFY, ecdsa, ECDSA_VERIFY_GOAL)
         if result.algorithm == "SIGNATURE_ALGORITHM_ECDSA_P256_SHA256"
-        else (ED25519_VERIFY, ed25519)
+        else (ED25519_VERIFY, ed25519, ED25519_VERIFY_GOAL)
     )
     extra: Extra = {
         "in_flight": IN_FLIGHT,
@@ -275,8 +305,7 @@ def run_credential_verification(opts: Options) -> list[Figure]:
         "signed_bytes": result.signed_bytes,
         "ed25519_verify_per_s_same_run": ed25519,
         "ecdsa_p256_verify_per_s_same_run": ecdsa,
-        "goal": f">= {VERIFY_GOAL:.0f}",
-        "goal_met": result.per_s >= VERIFY_GOAL,
+        **goal.fields(result.per_s, baseline_rate),
     }
     raw_extra: Extra = {"message_bytes": result.signed_bytes}
     return [
@@ -319,8 +348,7 @@ def run_pdf_verification(opts: Options) -> list[Figure]:
         "pdf_bytes": result.pdf_bytes,
         "pyhanko_validate_1_process_per_s_same_run": one,
         **baseline,
-        "goal": f">= {PDF_VERIFY_GOAL:.0f}",
-        "goal_met": result.per_s >= PDF_VERIFY_GOAL,
+        **PDF_VERIFY_GOAL.fields(result.per_s, two),
     }
     return [
         Figure(
