@@ -143,6 +143,7 @@ def _parse(data: bytes | None, cls: type[_M]) -> _M | None:
 
 
 _T = TypeVar("_T")
+_MAX_PARSED = 1024  # values a cache keeps before it starts over
 
 
 class ParsedCache(Generic[_T]):
@@ -171,9 +172,6 @@ class ParsedCache(Generic[_T]):
             self._parsed.clear()  # many departments or types at once: start over
         self._parsed[key] = (data, value)
         return value
-
-
-_MAX_PARSED = 1024
 
 
 def number_taken(view: IndexView, type_code: str, number: str) -> bool:
